@@ -1,0 +1,82 @@
+"""Key-frame (intra) coding: one RGB frame <-> raw codec bytes.
+
+The key-frame codec is a pluggable part: anything with ``encode(rgb) -> bytes``
+and ``decode(data, width, height) -> rgb`` and a registered one-byte id can be
+used (:data:`KEYFRAME_CODECS`). The default follows the published NRFF code:
+libx264, CRF 20, preset medium, RGB input coded as yuv444p (High 4:4:4 Intra);
+unlike that code, the size counted is the raw Annex-B stream, not an MP4 file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import av
+import numpy as np
+
+from nrff.codec.h26x import CODECS, H26xSettings, decode_annexb, encode_frames
+from nrff.errors import BitstreamError
+from nrff.video.colour import frame_to_rgb
+
+
+class KeyframeCodec(Protocol):
+    """What the NRFF codec needs from an intra codec."""
+
+    name: str
+
+    def encode(self, rgb: np.ndarray) -> bytes: ...
+
+    def decode(self, data: bytes, width: int, height: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class H26xIntra:
+    """x264 or x265 in intra mode, deterministic, raw Annex-B output."""
+
+    codec: str = "x264"
+    crf: float = 20.0
+    pix_fmt: str = "yuv444p"
+    preset: str = "medium"
+
+    @property
+    def name(self) -> str:
+        return self.codec
+
+    def settings(self) -> H26xSettings:
+        return H26xSettings(codec=self.codec, crf=self.crf, preset=self.preset, pix_fmt=self.pix_fmt, gop=None)
+
+    def validate(self, width: int, height: int) -> None:
+        self.settings().validate(width, height)
+
+    def encode(self, rgb: np.ndarray) -> bytes:
+        height, width = rgb.shape[:2]
+        return b"".join(encode_frames([rgb], self.settings(), width, height))
+
+    def decode(self, data: bytes, width: int, height: int) -> np.ndarray:
+        return decode_intra(data, self.codec, width, height)
+
+
+def decode_intra(data: bytes, codec: str, width: int, height: int) -> np.ndarray:
+    """Decode exactly one frame of ``width`` x ``height``; anything else is a BitstreamError."""
+    if codec not in CODECS:
+        raise BitstreamError(f"unknown key-frame codec {codec!r}")
+    if not data:
+        raise BitstreamError("empty key frame")
+    try:
+        frames = list(decode_annexb(data, codec))
+    except (av.FFmpegError, ValueError) as exc:
+        raise BitstreamError(f"key frame does not decode as {codec}: {exc}") from None
+    if len(frames) != 1:
+        raise BitstreamError(f"key frame holds {len(frames)} pictures instead of 1")
+    frame = frames[0]
+    if (frame.width, frame.height) != (width, height):
+        raise BitstreamError(
+            f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}"
+        )
+    return frame_to_rgb(frame, trust_tags=False)
+
+
+# One-byte ids used in the bitstream header. Never renumber: files depend on them.
+KEYFRAME_CODEC_IDS = {"x264": 1, "x265": 2}
+PIX_FMT_IDS = {"yuv444p": 1, "yuv420p": 2}

@@ -1,0 +1,187 @@
+"""Writing frames: a folder of PNGs, .mp4/.mkv/.mov, .y4m or raw .yuv.
+
+The kind is chosen from the path: a path without a suffix (or an existing
+folder) is a PNG folder; ``.mp4``/``.mkv``/``.mov`` are H.264, lossless RGB
+(libx264rgb, QP 0) unless a CRF is given (then yuv420p, BT.601 limited);
+``.y4m`` is raw yuv420p (yuv444p for odd sizes); ``.yuv`` is raw I420.
+
+Files are written to a temporary name and renamed into place when closed, so
+an interrupted write never leaves a half-written file under the final name;
+an existing output is only replaced when ``force`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from nrff.errors import InputError, NrffWarning, OutputExistsError
+from nrff.fsutil import check_output, temporary_sibling
+from nrff.video.colour import rgb_to_frame, rgb_to_yuv420_planes
+
+CONTAINER_SUFFIXES = {".mp4", ".mkv", ".mov"}
+KNOWN_SUFFIXES = CONTAINER_SUFFIXES | {".y4m", ".yuv"}
+
+
+def output_kind(path: str | os.PathLike) -> str:
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if p.is_dir() or not suffix or str(path).endswith(("/", os.sep)):
+        return "png"
+    if suffix in CONTAINER_SUFFIXES:
+        return "container"
+    if suffix == ".y4m":
+        return "y4m"
+    if suffix == ".yuv":
+        return "yuv"
+    raise InputError(
+        f"{p}: unknown output type {suffix!r}; use a folder (PNGs), .mp4, .mkv, .mov, .y4m or .yuv"
+    )
+
+
+class VideoWriter:
+    """Write HxWx3 uint8 RGB frames one at a time."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        width: int,
+        height: int,
+        fps: Fraction | float = Fraction(25),
+        *,
+        crf: float | None = None,
+        force: bool = False,
+    ):
+        self.path = Path(path)
+        self.kind = output_kind(path)
+        self.width, self.height = width, height
+        self.fps = Fraction(fps).limit_denominator(1001000)
+        self.count = 0
+        self._container = None
+        self._file = None
+        if self.kind == "png":
+            self._open_folder(force)
+        else:
+            check_output(self.path, force)
+            self._tmp = temporary_sibling(self.path)
+            if self.kind == "yuv":
+                if width % 2 or height % 2:
+                    raise InputError(f"{self.path}: raw 4:2:0 .yuv needs even sizes (got {width}x{height})")
+                self._file = open(self._tmp, "wb")
+            else:
+                self._open_container(crf)
+
+    def _open_folder(self, force: bool) -> None:
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise OutputExistsError(f"{p} exists and is not a folder")
+        if p.is_dir():
+            existing = [f for f in p.iterdir()]
+            if existing and not force:
+                raise OutputExistsError(f"{p} is not empty; pass --force to write into it")
+            for f in existing:  # force: replace only the frames a previous run wrote
+                if f.is_file() and f.name.startswith("frame_") and f.suffix == ".png":
+                    f.unlink()
+        else:
+            parent = p.parent
+            if not parent.exists():
+                raise InputError(f"{parent}: output folder does not exist")
+            p.mkdir()
+
+    def _open_container(self, crf: float | None) -> None:
+        if self.kind == "y4m":
+            fmt, codec = "yuv4mpegpipe", "rawvideo"
+            pix_fmt = "yuv444p" if (self.width % 2 or self.height % 2) else "yuv420p"
+            if pix_fmt == "yuv444p":
+                warnings.warn(f"{self.path.name}: odd frame size, writing 4:4:4 Y4M", NrffWarning, stacklevel=3)
+            options = {}
+        elif crf is None:
+            fmt, codec, pix_fmt = None, "libx264rgb", "rgb24"
+            options = {"qp": "0", "preset": "medium"}
+        else:
+            if self.width % 2 or self.height % 2:
+                raise InputError(
+                    f"{self.path}: CRF-coded video is yuv420p, which needs even sizes (got {self.width}x{self.height}); "
+                    "omit --crf for lossless RGB"
+                )
+            fmt, codec, pix_fmt = None, "libx264", "yuv420p"
+            options = {"crf": f"{crf:g}", "preset": "medium"}
+        self.pix_fmt = pix_fmt
+        container_format = fmt or {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}[self.path.suffix.lower()]
+        self._container = av.open(str(self._tmp), "w", format=container_format)
+        stream = self._container.add_stream(codec, rate=self.fps)
+        stream.width, stream.height = self.width, self.height
+        stream.pix_fmt = pix_fmt
+        stream.codec_context.thread_count = 1 if codec != "rawvideo" else 0
+        if codec == "libx264":
+            stream.codec_context.color_range = 1
+            stream.codec_context.colorspace = 5
+        stream.options = options
+        self._stream = stream
+
+    def write(self, rgb: np.ndarray) -> None:
+        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"expected a {self.height}x{self.width}x3 uint8 frame, got {rgb.shape} {rgb.dtype}")
+        self.count += 1
+        if self.kind == "png":
+            Image.fromarray(rgb).save(self.path / f"frame_{self.count:04d}.png", compress_level=1)
+        elif self.kind == "yuv":
+            self._file.write(rgb_to_yuv420_planes(rgb))
+        else:
+            frame = rgb_to_frame(rgb, self.pix_fmt)
+            frame.pts = self.count - 1
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+
+    def close(self) -> None:
+        if self.kind == "png":
+            return
+        if self._file is not None:
+            self._file.close()
+        if self._container is not None:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop a partial file output (folders keep what was written)."""
+        try:
+            if self._file is not None:
+                self._file.close()
+            if self._container is not None:
+                self._container.close()
+        except Exception:  # pragma: no cover - best effort cleanup
+            pass
+        if self.kind != "png" and self._tmp.exists():
+            self._tmp.unlink()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_video(path: str | os.PathLike, frames, fps=Fraction(25), *, crf: float | None = None, force: bool = False) -> int:
+    """Write an iterable of frames; return how many were written."""
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise InputError("no frames to write")
+    height, width = first.shape[:2]
+    with VideoWriter(path, width, height, fps, crf=crf, force=force) as writer:
+        writer.write(first)
+        for frame in it:
+            writer.write(frame)
+    return writer.count
+
