@@ -54,6 +54,16 @@ class BaselineResult:
         return RDPoint(self.bpp, self.psnr, self.ssim, f"{self.codec} crf {self.crf:g}")
 
 
+class FrameList:
+    """A ``recon_writer`` that keeps the decoded frames in a list."""
+
+    def __init__(self, frames: list):
+        self.frames = frames
+
+    def write(self, frame: np.ndarray) -> None:
+        self.frames.append(frame)
+
+
 def run_baseline(
     video: VideoReader,
     settings: H26xSettings,
@@ -62,8 +72,8 @@ def run_baseline(
 ) -> BaselineResult:
     """Code ``video`` with x264/x265, decode the bytes, and measure them.
 
-    ``recon_writer`` (an open :class:`~nrff.video.writer.VideoWriter`) receives
-    the decoded frames.
+    ``recon_writer`` (an open :class:`~nrff.video.writer.VideoWriter` or a
+    :class:`FrameList`) receives the decoded frames.
     """
     info = video.info
     settings.validate(info.width, info.height)

@@ -172,6 +172,143 @@ def compare(
     out.print(table)
 
 
+def _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp, keyframe_codec,
+                   keyframe_pix_fmt, lr):
+    from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, preset_train_config, with_overrides
+    from nrff.fields.models import get_method
+
+    get_method(method)
+    train = with_overrides(preset_train_config(preset, method), epochs=epochs, seed=seed, lr=lr)
+    config = EncodeConfig(
+        gop=gop,
+        field=FieldConfig(method=method, split=split, ratio=ratio, target_bpp=target_bpp),
+        train=train,
+        keyframes=KeyframeConfig(codec=keyframe_codec, crf=crf, pix_fmt=keyframe_pix_fmt),
+        device=device,
+        preset=preset,
+    )
+    config.validate()
+    return config
+
+
+@command
+def encode(
+    input: Annotated[Path, typer.Argument(help="Video: image folder, container/stream, or .yuv (with --size).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .nrff file to write.")],
+    method: Annotated[str, typer.Option(help="nrff, nrff-single or siren.")] = "nrff",
+    gop: Annotated[int, typer.Option(help="GOP length (frames per key frame).")] = 5,
+    crf: Annotated[float, typer.Option(help="Key-frame CRF.")] = 20.0,
+    ratio: Annotated[float, typer.Option(help="Network bytes / key-frame bytes per GOP.")] = 0.25,
+    split: Annotated[Optional[bool], typer.Option("--split/--no-split", help="Separate flow and residual networks (default: on for nrff).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the preset's).")] = None,
+    preset: Annotated[str, typer.Option(help="paper (the paper's schedule) or fast.")] = "paper",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed (same seed + device = same bytes).")] = 0,
+    target_bpp: Annotated[Optional[float], typer.Option("--target-bpp", help="siren: size the networks for this bpp.")] = None,
+    frames: Annotated[Optional[str], typer.Option(help="Frame range START:END (0-based, END exclusive).")] = None,
+    size: Annotated[Optional[str], typer.Option(help="WxH of a raw .yuv input.")] = None,
+    keyframe_codec: Annotated[str, typer.Option("--keyframe-codec", help="x264 or x265.")] = "x264",
+    keyframe_pix_fmt: Annotated[str, typer.Option("--keyframe-pix-fmt", help="yuv444p or yuv420p.")] = "yuv444p",
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the method's from the paper).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write a JSON report here.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+):
+    """Encode a video into an .nrff bitstream."""
+    from nrff.api import encode as run_encode
+    from nrff.errors import InputError
+    from nrff.progress import Reporter
+
+    config = _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp,
+                            keyframe_codec, keyframe_pix_fmt, lr)
+    if report is not None and report.exists() and not force:
+        raise InputError(f"{report} already exists; pass --force to replace it")
+    with Reporter(None if not quiet else False) as reporter:
+        result = run_encode(input, output, config, frames=frames, size=size, force=force, reporter=reporter)
+    table = Table(title=f"{output}")
+    for col in ("method", "frames", "size", "bytes", "bpp", "PSNR (dB)", "SSIM", "encode s", "device"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        result.method + ("" if not result.split else " (split)"), str(result.frames), f"{result.width}x{result.height}",
+        str(result.bytes), f"{result.bpp:.4f}", f"{result.psnr:.2f}", f"{result.ssim:.4f}",
+        f"{result.encode_seconds:.1f}", result.device,
+    )
+    out.print(table)
+    for event in result.recoveries:
+        err.print(f"[yellow]warning:[/] GOP {event['gop']} diverged at step {event['step']}; rolled back, lr x{event['lr_scale']:g}")
+    _write_report(report, result.report(), force)
+
+
+@command
+def decode(
+    input: Annotated[Path, typer.Argument(help="An .nrff file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder of PNGs, .mp4/.mkv/.mov, .y4m or .yuv.")],
+    scale: Annotated[Optional[float], typer.Option(help="Sample the fields at this scale (e.g. 2 for 2x).")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Sample the fields at WxH.")] = None,
+    fps_factor: Annotated[int, typer.Option("--fps-factor", help="K: render K-1 in-between frames per interval.")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    crf: Annotated[Optional[float], typer.Option(help="For .mp4/.mkv: CRF-coded yuv420p instead of lossless RGB.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+):
+    """Decode an .nrff file to frames, at any size and frame rate."""
+    from nrff.api import decode as run_decode
+    from nrff.api import load
+    from nrff.progress import Reporter
+    from nrff.video.reader import parse_size
+    from nrff.video.writer import VideoWriter
+
+    decoded = run_decode(load(input), size=parse_size(size), scale=scale, fps_factor=fps_factor, device=device)
+    with Reporter(None if not quiet else False) as reporter, reporter.task("decoding", decoded.count) as update:
+        with VideoWriter(output, decoded.width, decoded.height, decoded.fps, crf=crf, force=force) as writer:
+            for i, frame in enumerate(decoded.frames()):
+                writer.write(frame)
+                update(i + 1)
+    err.print(f"wrote {decoded.count} frames of {decoded.width}x{decoded.height} at {float(decoded.fps):g} fps to {output}")
+
+
+@command
+def info(
+    input: Annotated[Path, typer.Argument(help="An .nrff file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Show the header and the sections of an .nrff file with their sizes."""
+    from nrff.api import info as run_info
+    from nrff.api import load
+
+    data = run_info(load(input))
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    out.print(
+        f"[bold]{input}[/]: nrff v{data['version']}, {data['method']}{' (split)' if data['split'] else ''}, "
+        f"{data['frames']} frames {data['width']}x{data['height']} @ {data['fps']:g} fps, "
+        f"GOP {data['gop_length']} ({data['gops']} GOPs), {data['bytes']} bytes = {data['bpp']:.4f} bpp"
+    )
+    if data["keyframe_codec"]:
+        out.print(f"key frames: {data['keyframe_codec']} {data['keyframe_pix_fmt']} CRF {data['keyframe_crf']:g}, "
+                  f"{data['keyframe_bytes']} bytes; networks: {data['network_bytes']} bytes; "
+                  f"container: {data['overhead_bytes']} bytes")
+    table = Table()
+    for col in ("offset", "section", "GOP", "bytes"):
+        table.add_column(col, justify="right")
+    for s in data["sections"]:
+        table.add_row(str(s["offset"]), s["tag"], "" if s["gop"] is None else str(s["gop"]), str(s["size"]))
+    out.print(table)
+
+
+@command
+def demo(
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for the results (default: a new nrff-demo folder).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    force: Annotated[bool, typer.Option(help="Write into an existing folder.")] = False,
+):
+    """Encode and decode the bundled Sintel clip (fast preset) and compare with x264."""
+    from nrff.demo import run_demo
+
+    run_demo(output, device=device, force=force, console=out)
+
+
 def main() -> None:
     """Console entry point."""
     app(prog_name="nrff")

@@ -1,0 +1,509 @@
+"""The public Python API: ``encode``, ``decode``, ``info``.
+
+``encode`` codes the key frames, sizes and trains the networks of all GOPs
+(batched, chunk by chunk so that long videos stream), writes the bitstream
+atomically, then decodes *that file's bytes* with the decoder's own code and
+measures the result: the reported PSNR is what any decoder on the same device
+reproduces.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nrff import __version__
+from nrff.codec.bitstream import Bitstream, GopEntry, Header, SectionInfo, read_bitstream
+from nrff.codec.keyframes import H26xIntra, decode_intra
+from nrff.codec.weights import FP16, pack_fp16, unpack_fp16
+from nrff.config import EncodeConfig
+from nrff.errors import BitstreamError, InputError
+from nrff.fields.encoding import PositionalEncoding
+from nrff.fields.models import BYTES_PER_PARAM, FieldModel, FieldShape, get_method
+from nrff.fsutil import atomic_write_bytes, check_output
+from nrff.gop import Gop, gops_from_lengths, split_gops
+from nrff.metrics import QualityAccumulator, bpp
+from nrff.progress import Reporter
+from nrff.render import FieldRenderer, frame_times, render_chain, to_uint8
+from nrff.train import GopData, Trainer
+from nrff.video.reader import FrameRange, VideoReader, check_dimensions, open_video
+from nrff.warp import resize_bicubic
+
+# ----------------------------------------------------------------------------- devices
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
+def _memory_budget(device: torch.device) -> int:
+    """Bytes the frames and activations of one training/decoding chunk may take."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.5)
+    return 3 * 1024**3
+
+
+def plan_chunks(gops: Sequence[Gop], per_gop_bytes: Sequence[int], budget: int) -> list[list[Gop]]:
+    """Consecutive groups of GOPs whose memory estimate fits ``budget`` (at least one GOP each)."""
+    chunks: list[list[Gop]] = []
+    current: list[Gop] = []
+    used = 0
+    for gop, need in zip(gops, per_gop_bytes):
+        if current and used + need > budget:
+            chunks.append(current)
+            current, used = [], 0
+        current.append(gop)
+        used += need
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+# ----------------------------------------------------------------------------- encode
+
+
+@dataclass
+class EncodeResult:
+    """What ``encode`` measured; ``report()`` is the JSON of ``--report``."""
+
+    path: str
+    bytes: int
+    bpp: float
+    psnr: float
+    ssim: float
+    ms_ssim: float | None
+    frames: int
+    width: int
+    height: int
+    fps: float
+    encode_seconds: float
+    train_seconds: float
+    verify_seconds: float
+    method: str
+    split: bool
+    gop: int
+    preset: str
+    epochs: int
+    steps: int
+    device: str
+    seed: int
+    ratio: float | None
+    target_bpp: float | None
+    keyframes: dict | None
+    version: str = __version__
+    gops: list[dict] = field(default_factory=list)
+    sections: list[dict] = field(default_factory=list)
+    recoveries: list[dict] = field(default_factory=list)
+    psnr_per_frame: list[float] = field(default_factory=list)
+
+    def report(self) -> dict:
+        return asdict(self)
+
+
+def _keyframe_codec(config: EncodeConfig) -> H26xIntra:
+    k = config.keyframes
+    return H26xIntra(codec=k.codec, crf=k.crf, pix_fmt=k.pix_fmt, preset=k.preset)
+
+
+def _overhead_bytes(gops: int, keyframes: bool) -> int:
+    """Container bytes besides key frames and weights (for sizing SIREN to a target bpp)."""
+    from nrff.codec.bitstream import _CRC, _GOP, _HEAD, _SECTION
+
+    section = _SECTION.size + _CRC.size
+    head = 5 + section + _HEAD.size + gops * _GOP.size
+    per_gop = (section + 4) * (2 if keyframes else 1)
+    return head + gops * per_gop + section
+
+
+def network_widths(
+    config: EncodeConfig, shape: FieldShape, gops: Sequence[Gop], key_bytes: dict[int, int], info_pixels: int, frames: int
+) -> list[int]:
+    """Per-GOP network width: fp16 weights ~ ratio x key-frame bytes (or the SIREN bpp budget)."""
+    spec = shape.spec
+    widths = []
+    if spec.uses_keyframes:
+        for gop in gops:
+            if gop.length == 1:
+                widths.append(0)
+            else:
+                widths.append(shape.width_for_bytes(config.field.ratio * key_bytes[gop.index]))
+        return widths
+    budget = config.field.target_bpp * frames * info_pixels / 8 - _overhead_bytes(len(gops), False)
+    unit = shape.param_count(1) * BYTES_PER_PARAM
+    if budget < unit * len(gops):
+        raise InputError(f"--target-bpp {config.field.target_bpp:g} leaves no room for networks")
+    # Largest widths within each GOP's share, then spend what is left one unit at a
+    # time, so the whole file lands just under the target.
+    size = lambda w: shape.param_count(w) * BYTES_PER_PARAM  # noqa: E731
+    for gop in gops:
+        share = budget * gop.length / frames
+        w = 1
+        while size(w + 1) <= share:
+            w += 1
+        widths.append(w)
+    grew = True
+    while grew:
+        grew = False
+        for i in range(len(widths)):
+            if sum(size(w) for w in widths) - size(widths[i]) + size(widths[i] + 1) <= budget:
+                widths[i] += 1
+                grew = True
+    return widths
+
+
+def _read_keyframes(video: VideoReader, gops: Sequence[Gop]) -> dict[int, np.ndarray]:
+    wanted = {g.key_frame: g.index for g in gops}
+    found = {}
+    for i, frame in enumerate(video):
+        if i in wanted:
+            found[wanted[i]] = frame
+    return found
+
+
+def _extended_keys(key_images: dict[int, np.ndarray], first: int, last: int, total: int, device) -> torch.Tensor:
+    """Key images ``[prev of first, first .. last, next of last]`` as float [G + 2, 3, H, W]."""
+    order = [first - 1 if first > 0 else first] + list(range(first, last + 1)) + [last + 1 if last < total - 1 else last]
+    stack = np.stack([key_images[i] for i in order])
+    return torch.from_numpy(stack).to(device).permute(0, 3, 1, 2).float().div_(255)
+
+
+def encode(
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    config: EncodeConfig | None = None,
+    *,
+    frames: FrameRange | str | None = None,
+    size: tuple[int, int] | str | None = None,
+    force: bool = False,
+    reporter: Reporter | None = None,
+) -> EncodeResult:
+    """Encode a video into an ``.nrff`` file and measure it."""
+    config = config or EncodeConfig()
+    config.validate()
+    reporter = reporter or Reporter(False)
+    started = time.perf_counter()
+    check_output(output, force)
+    video = open_video(source, frames=frames, size=size)
+    info = video.info
+    spec = get_method(config.field.method)
+    device = resolve_device(config.device)
+    gops = split_gops(info.frames, config.gop)
+    kf_codec = _keyframe_codec(config)
+    if spec.uses_keyframes:
+        kf_codec.validate(info.width, info.height)
+    shape = FieldShape(
+        spec.name, config.split, PositionalEncoding.for_sizes(config.gop, info.height, info.width),
+        config.field.hidden_layers, config.field.reuse,
+    )
+
+    # 1. key frames, coded independently; the decoder's view of them is what the fields warp
+    key_bytes: dict[int, bytes] = {}
+    key_images: dict[int, np.ndarray] = {}
+    if spec.uses_keyframes:
+        originals = _read_keyframes(video, gops)
+        with reporter.task("key frames", len(gops)) as update:
+            for i, gop in enumerate(gops):
+                key_bytes[gop.index] = kf_codec.encode(originals[gop.index])
+                key_images[gop.index] = kf_codec.decode(key_bytes[gop.index], info.width, info.height)
+                update(i + 1)
+        del originals
+
+    # 2. network sizes from the budget
+    widths = network_widths(config, shape, gops, {g: len(b) for g, b in key_bytes.items()}, info.pixels, info.frames)
+    header = Header(
+        frames=info.frames, width=info.width, height=info.height, fps=Fraction(info.fps),
+        method=spec.name, split=config.split, gop_length=config.gop,
+        hidden_layers=config.field.hidden_layers, reuse=config.field.reuse, encoding=shape.encoding,
+        weight_format=FP16,
+        keyframe_codec=kf_codec.codec if spec.uses_keyframes else None,
+        keyframe_pix_fmt=kf_codec.pix_fmt if spec.uses_keyframes else None,
+        keyframe_crf=kf_codec.crf if spec.uses_keyframes else 0.0,
+        gops=tuple(GopEntry(g.length, g.key, w) for g, w in zip(gops, widths)),
+    )
+
+    # 3. train the networks, chunk by chunk of GOPs
+    weights, train_seconds, steps, recoveries = _train_all(config, spec, shape, gops, widths, video, key_images, device, reporter)
+
+    # 4. the bitstream, written atomically
+    stream = Bitstream(header, key_bytes, weights)
+    data = stream.to_bytes()
+    atomic_write_bytes(output, data, force=force)
+    encode_seconds = time.perf_counter() - started
+
+    # 5. measure what a decoder gets from these bytes
+    verify_started = time.perf_counter()
+    decoded = decode(data, device=config.device, reporter=reporter)
+    acc = QualityAccumulator()
+    with reporter.task("verifying", info.frames) as update:
+        for i, (ref, dist) in enumerate(zip(video, decoded.frames(), strict=True)):
+            acc.add(ref, dist)
+            update(i + 1)
+    quality = acc.summary()
+    verify_seconds = time.perf_counter() - verify_started
+
+    gop_reports = []
+    for gop, width in zip(gops, widths):
+        per_frame = acc.psnr[gop.start : gop.stop]
+        gop_reports.append({
+            "index": gop.index, "start": gop.start, "frames": gop.length, "key": gop.key_frame,
+            "keyframe_bytes": len(key_bytes.get(gop.index, b"")),
+            "network_bytes": len(weights.get(gop.index, b"")),
+            "width": width, "params": shape.param_count(width), "psnr": float(np.mean(per_frame)),
+        })
+    _, infos = read_bitstream(data)
+    return EncodeResult(
+        path=str(output), bytes=len(data), bpp=bpp(len(data), info.frames, info.width, info.height),
+        psnr=quality["psnr"], ssim=quality["ssim"], ms_ssim=quality["ms_ssim"],
+        frames=info.frames, width=info.width, height=info.height, fps=float(info.fps),
+        encode_seconds=encode_seconds, train_seconds=train_seconds, verify_seconds=verify_seconds,
+        method=spec.name, split=config.split, gop=config.gop, preset=config.preset,
+        epochs=config.train.epochs, steps=steps, device=device_label(device), seed=config.train.seed,
+        ratio=config.field.ratio if spec.uses_keyframes else None, target_bpp=config.field.target_bpp,
+        keyframes=asdict(config.keyframes) if spec.uses_keyframes else None,
+        gops=gop_reports, sections=[asdict(s) for s in infos], recoveries=recoveries,
+        psnr_per_frame=list(acc.psnr),
+    )
+
+
+def _train_all(config, spec, shape, gops, widths, video, key_images, device, reporter):
+    H, W = video.info.height, video.info.width
+    per_gop = [g.length * H * W * (3 + (12 if spec.references == "single" else 0)) + 12 * H * W for g in gops]
+    chunks = plan_chunks(gops, per_gop, _memory_budget(device))
+    lmax_video = max(g.length for g in gops)
+    weights: dict[int, bytes] = {}
+    seconds, steps, recoveries = 0.0, 0, []
+    segments = video.segments([(c[0].start, c[-1].stop) for c in chunks])
+    for chunk_index, (chunk, clip) in enumerate(zip(chunks, segments)):
+        chunk_widths = [widths[g.index] for g in chunk]
+        if max(chunk_widths) == 0:
+            continue
+        lmax = max(g.length for g in chunk)
+        frames = torch.zeros(len(chunk), lmax, H, W, 3, dtype=torch.uint8)
+        for i, g in enumerate(chunk):
+            frames[i, : g.length] = torch.from_numpy(clip[g.start - chunk[0].start : g.stop - chunk[0].start])
+        del clip
+        keys = None
+        if spec.uses_keyframes:
+            keys = _extended_keys(key_images, chunk[0].index, chunk[-1].index, len(gops), device)
+        local_gops = [Gop(g.index, g.start, g.length, g.key) for g in chunk]
+        data = GopData(local_gops, frames.to(device), keys, len(gops), lmax_video)
+        model = FieldModel(shape, chunk_widths, [g.index for g in chunk], seed=config.train.seed).to(device)
+        trainer = Trainer(model, spec, data, config.train, config.lr, amp=config.train.amp, video_max_count=_max_count(spec, gops))
+        label = "training" if len(chunks) == 1 else f"training {chunk_index + 1}/{len(chunks)}"
+        with reporter.task(label, trainer.total_steps) as update:
+            report = trainer.run(lambda step, total, psnr: update(step, psnr=psnr))
+        seconds += report.seconds
+        steps = trainer.total_steps
+        recoveries += report.recoveries
+        for i, g in enumerate(chunk):
+            if chunk_widths[i] > 0:
+                weights[g.index] = pack_fp16(model.export_gop(i))
+        del data, frames, model, trainer
+    return weights, seconds, steps, recoveries
+
+
+def _max_count(spec, gops: Sequence[Gop]) -> int:
+    """Frames the longest GOP of the video trains on (sets the batch and the epoch length)."""
+    return max(g.length - (1 if spec.uses_keyframes else 0) for g in gops)
+
+
+# ----------------------------------------------------------------------------- decode
+
+
+@dataclass
+class DecodedVideo:
+    """A decoded stream: its header, output geometry and a frame iterator."""
+
+    stream: Bitstream
+    sections: list[SectionInfo]
+    width: int
+    height: int
+    fps: Fraction
+    count: int
+    fps_factor: int
+    device: torch.device
+
+    @property
+    def header(self) -> Header:
+        return self.stream.header
+
+    def frames(self) -> Iterator[np.ndarray]:
+        return _render_stream(self)
+
+
+def load(path: str | os.PathLike) -> bytes:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if not p.is_file():
+        raise InputError(f"{p}: not a file")
+    return p.read_bytes()
+
+
+def output_size(header: Header, size: tuple[int, int] | None, scale: float | None) -> tuple[int, int]:
+    if size is not None and scale is not None:
+        raise InputError("give either --size or --scale, not both")
+    if scale is not None:
+        if not 0 < scale <= 16:
+            raise InputError(f"--scale must be in (0, 16] (got {scale:g})")
+        size = (max(1, round(header.width * scale)), max(1, round(header.height * scale)))
+    if size is None:
+        return header.width, header.height
+    check_dimensions(size[0], size[1], "output size")
+    return size
+
+
+def decode(
+    data: bytes,
+    *,
+    size: tuple[int, int] | None = None,
+    scale: float | None = None,
+    fps_factor: int = 1,
+    device: str = "auto",
+    reporter: Reporter | None = None,
+) -> DecodedVideo:
+    """Parse and validate a bitstream; frames are rendered lazily by ``.frames()``."""
+    stream, sections = read_bitstream(data)
+    header = stream.header
+    if not 1 <= fps_factor <= 64:
+        raise InputError(f"--fps-factor must be in 1..64 (got {fps_factor})")
+    width, height = output_size(header, size, scale)
+    count = (header.frames - 1) * fps_factor + 1
+    return DecodedVideo(stream, sections, width, height, header.fps * fps_factor, count, fps_factor, resolve_device(device))
+
+
+def _decode_key(stream: Bitstream, g: int) -> np.ndarray:
+    h = stream.header
+    return decode_intra(stream.keyframes[g], h.keyframe_codec, h.width, h.height)
+
+
+def _render_stream(video: DecodedVideo) -> Iterator[np.ndarray]:
+    stream, header, device = video.stream, video.header, video.device
+    spec = get_method(header.method)
+    shape = header.field_shape
+    gops = gops_from_lengths([g.length for g in header.gops], [g.key for g in header.gops])
+    widths = [g.width for g in header.gops]
+    H, W = header.height, header.width
+    out_h, out_w = video.height, video.width
+    native = (out_h, out_w) == (H, W)
+    times_by_gop: dict[int, list[float]] = {}
+    gop_of_frame = np.repeat(np.arange(len(gops)), [g.length for g in gops])
+    for tau in frame_times(header.frames, video.fps_factor):
+        times_by_gop.setdefault(int(gop_of_frame[int(math.floor(tau))]), []).append(tau)
+    per_gop = [
+        len(times_by_gop.get(g.index, [])) * out_h * out_w * 3 * 4 + g.length * H * W * 3 * 4 * (2 if spec.references == "single" else 1)
+        for g in gops
+    ]
+    chunks = plan_chunks(gops, per_gop, min(_memory_budget(device), 1024**3))
+    key_cache: dict[int, np.ndarray] = {}
+
+    def key_image(g: int) -> np.ndarray:
+        if g not in key_cache:
+            key_cache[g] = _decode_key(stream, g)
+        return key_cache[g]
+
+    for chunk in chunks:
+        first, last = chunk[0].index, chunk[-1].index
+        for g in list(key_cache):
+            if g < first - 1:
+                del key_cache[g]
+        model = FieldModel(shape, [widths[g.index] for g in chunk]).to(device)
+        for i, g in enumerate(chunk):
+            if widths[g.index] > 0:
+                tensors = unpack_fp16(stream.weights[g.index], shape.shapes(widths[g.index]))
+                model.import_gop(i, tensors)
+        model.eval()
+        keys = own_keys = None
+        if spec.uses_keyframes:
+            needed = range(max(first - 1, 0), min(last + 1, len(gops) - 1) + 1)
+            keys = _extended_keys({g: key_image(g) for g in needed}, first, last, len(gops), device)
+            own_keys = keys[1:-1]
+        renderer = FieldRenderer(model, spec, chunk, keys, H, W)
+        chain = render_chain(renderer, own_keys) if spec.references == "single" else None
+        outputs: dict[float, np.ndarray] = {}
+        local = [[tau - g.start for tau in times_by_gop.get(g.index, [])] for g in chunk]
+        todo = [[t for t in ts if not (spec.uses_keyframes and t == g.key)] for ts, g in zip(local, chunk)]
+        for i, g in enumerate(chunk):  # key frames are stored, not rendered
+            if spec.uses_keyframes and g.key in local[i]:
+                img = own_keys[i : i + 1]
+                outputs[g.start + g.key] = to_uint8(resize_bicubic(img, out_h, out_w))[0].cpu().numpy() if not native else key_image(g.index)
+            if chain is not None and native:  # single reference: the chain already holds native frames
+                for t in [t for t in todo[i] if t == int(t)]:
+                    outputs[g.start + t] = to_uint8(chain[i, int(t)]).cpu().numpy()
+                todo[i] = [t for t in todo[i] if t != int(t)]
+        batch = max(1, int(256 * 1024**2 // max(len(chunk) * out_h * out_w * 12, 1)))
+        longest = max((len(t) for t in todo), default=0)
+        for b0 in range(0, longest, batch):
+            cols = [ts[b0 : b0 + batch] for ts in todo]
+            width_b = max(len(c) for c in cols)
+            padded = [c + [c[-1] if c else float(g.key)] * (width_b - len(c)) for c, g in zip(cols, chunk)]
+            times = torch.tensor(padded, dtype=torch.float32, device=device)
+            rendered = to_uint8(renderer.render(times, out_h, out_w, chain=chain)).cpu().numpy()
+            for i, g in enumerate(chunk):
+                for j, t in enumerate(cols[i]):
+                    outputs[g.start + t] = rendered[i, j]
+        for tau in sorted(outputs):
+            yield outputs[tau]
+        del model, renderer, chain, keys
+
+
+# ----------------------------------------------------------------------------- info
+
+
+def info(data: bytes) -> dict:
+    """A description of a bitstream: header fields and its sections with their sizes."""
+    stream, sections = read_bitstream(data)
+    h = stream.header
+    shape = h.field_shape
+    key_total = sum(len(b) for b in stream.keyframes.values())
+    net_total = sum(len(b) for b in stream.weights.values())
+    return {
+        "version": data[4],
+        "bytes": len(data),
+        "frames": h.frames,
+        "width": h.width,
+        "height": h.height,
+        "fps": float(h.fps),
+        "bpp": bpp(len(data), h.frames, h.width, h.height),
+        "method": h.method,
+        "split": h.split,
+        "gop_length": h.gop_length,
+        "gops": len(h.gops),
+        "hidden_layers": h.hidden_layers,
+        "reuse": h.reuse,
+        "encoding_frequencies": list(h.encoding.counts),
+        "keyframe_codec": h.keyframe_codec,
+        "keyframe_pix_fmt": h.keyframe_pix_fmt,
+        "keyframe_crf": h.keyframe_crf if h.keyframe_codec else None,
+        "keyframe_bytes": key_total,
+        "network_bytes": net_total,
+        "overhead_bytes": len(data) - key_total - net_total,
+        "gop_table": [
+            {"index": i, "frames": g.length, "key": g.key, "width": g.width, "params": shape.param_count(g.width),
+             "keyframe_bytes": len(stream.keyframes.get(i, b"")), "network_bytes": len(stream.weights.get(i, b""))}
+            for i, g in enumerate(h.gops)
+        ],
+        "sections": [asdict(s) for s in sections],
+    }
+
+
+__all__ = ["DecodedVideo", "EncodeResult", "decode", "encode", "info", "load", "BitstreamError"]

@@ -1,0 +1,123 @@
+"""Typed configuration of an encode, and the named presets.
+
+Defaults follow the paper and the published code; ``fast`` is our own short
+schedule (see docs/performance.md for what it costs in quality).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+
+from nrff.errors import InputError
+from nrff.fields.models import get_method
+
+
+@dataclass(frozen=True)
+class KeyframeConfig:
+    """Intra coding of the key frames (libx264 yuv444p CRF 20, as published)."""
+
+    codec: str = "x264"
+    crf: float = 20.0
+    pix_fmt: str = "yuv444p"
+    preset: str = "medium"
+
+
+@dataclass(frozen=True)
+class FieldConfig:
+    """The networks: method, size budget and architecture."""
+
+    method: str = "nrff"
+    split: bool | None = None  # None: the method's default (on for nrff)
+    ratio: float = 0.25  # fp16 network bytes / key-frame bytes, per GOP
+    target_bpp: float | None = None  # siren: size the networks for this bpp
+    hidden_layers: int = 1
+    reuse: int = 2  # the hidden layer is applied this many times (shared weights)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The fitting schedule. An epoch visits each non-key frame twice."""
+
+    epochs: int = 5000
+    lr: float | None = None  # None: the method's learning rate from the paper
+    warmup: float = 0.2  # fraction of steps with a linear warm-up
+    final_lr: float = 0.0  # cosine decay ends at this fraction of lr
+    grad_clip: float = 0.1  # per-GOP gradient-norm clip
+    batch_frames: int = 1  # frames per GOP per step
+    pixel_stride: int = 8  # each step sees a random 1/stride of the rows and of the columns
+    amp: bool = True  # bf16 autocast on CUDA (never on CPU)
+    log_every: int = 50  # steps between host syncs (progress, divergence checks)
+    refresh_every: int = 50  # nrff-single: steps between re-renders of the reference chain
+    seed: int = 0
+    guard: bool = True  # detect divergence per GOP and roll back with a lower lr
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    gop: int = 5
+    field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    keyframes: KeyframeConfig = dataclasses.field(default_factory=KeyframeConfig)
+    device: str = "auto"
+    preset: str = "paper"
+
+    def validate(self) -> None:
+        spec = get_method(self.field.method)
+        spec.resolve_split(self.field.split)
+        if self.gop < 1:
+            raise InputError(f"GOP length must be at least 1 (got {self.gop})")
+        if self.gop > 1000:
+            raise InputError(f"GOP length {self.gop} is too long (at most 1000)")
+        if not 0 < self.field.ratio <= 100:
+            raise InputError(f"--ratio must be in (0, 100] (got {self.field.ratio:g})")
+        if self.field.target_bpp is not None and not 0 < self.field.target_bpp <= 48:
+            raise InputError(f"--target-bpp must be in (0, 48] (got {self.field.target_bpp:g})")
+        if spec.name == "siren" and self.field.target_bpp is None:
+            raise InputError("siren has no key frames to size its networks from: give --target-bpp")
+        if self.train.epochs < 1:
+            raise InputError(f"--epochs must be at least 1 (got {self.train.epochs})")
+        if self.train.pixel_stride < 1 or self.train.batch_frames < 1:
+            raise InputError("pixel stride and batch size must be at least 1")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise InputError(f"unknown device {self.device!r}; use auto, cpu or cuda")
+
+    @property
+    def split(self) -> bool:
+        return get_method(self.field.method).resolve_split(self.field.split)
+
+    @property
+    def lr(self) -> float:
+        return self.train.lr if self.train.lr is not None else get_method(self.field.method).lr
+
+
+PRESETS = ("paper", "fast")
+
+
+def preset_train_config(name: str, method: str) -> TrainConfig:
+    """The training schedule of a preset for a method.
+
+    * ``paper``: the paper's schedule: 5,000 epochs, batch 1, 1/64 of the pixels
+      per step, lr 1e-2 (multi-reference) or 1e-3 (SIREN); single-reference
+      NRFF trains on the whole GOP per step for 25,000 epochs (the paper found
+      batch 1 unstable for it).
+    * ``fast``: a short schedule for previews and CPU use (see docs/performance.md).
+    """
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    spec = get_method(method)
+    if name == "paper":
+        if spec.references == "single":
+            return TrainConfig(epochs=25000, batch_frames=64)
+        return TrainConfig(epochs=5000)
+    # fast
+    if spec.references == "single":
+        return TrainConfig(epochs=600, batch_frames=64, pixel_stride=4, log_every=25, refresh_every=25)
+    if spec.references == "none":
+        return TrainConfig(epochs=300, pixel_stride=4, log_every=25)
+    return TrainConfig(epochs=150, pixel_stride=4, log_every=25)
+
+
+def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:
+    """Apply the options a user gave explicitly (``None`` means not given)."""
+    return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
