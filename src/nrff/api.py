@@ -9,9 +9,11 @@ reproduces.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -24,8 +26,10 @@ from nrff import __version__
 from nrff.codec.bitstream import Bitstream, GopEntry, Header, SectionInfo, read_bitstream
 from nrff.codec.keyframes import H26xIntra, decode_intra
 from nrff.codec.weights import FP16, pack_fp16, unpack_fp16
+from nrff.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from nrff.config import EncodeConfig
-from nrff.errors import BitstreamError, InputError
+from nrff.distributed import Distributed
+from nrff.errors import BitstreamError, InputError, NrffWarning
 from nrff.fields.encoding import PositionalEncoding
 from nrff.fields.models import BYTES_PER_PARAM, FieldModel, FieldShape, get_method
 from nrff.fsutil import atomic_write_bytes, check_output
@@ -195,8 +199,16 @@ def encode(
     size: tuple[int, int] | str | None = None,
     force: bool = False,
     reporter: Reporter | None = None,
-) -> EncodeResult:
-    """Encode a video into an ``.nrff`` file and measure it."""
+    resume: bool = False,
+    checkpoint_seconds: float | None = 60.0,
+) -> EncodeResult | None:
+    """Encode a video into an ``.nrff`` file and measure it.
+
+    Training state is checkpointed every ``checkpoint_seconds`` (``None``: never)
+    to ``OUT.ckpt``; ``resume=True`` continues from it after a crash.
+    Under ``torchrun`` every rank trains a shard of the GOPs; rank 0 writes the
+    file and returns the result, the other ranks return None.
+    """
     config = config or EncodeConfig()
     config.validate()
     reporter = reporter or Reporter(False)
@@ -204,8 +216,28 @@ def encode(
     check_output(output, force)
     video = open_video(source, frames=frames, size=size)
     info = video.info
+    ckpt = checkpoint_path(output)
+    fingerprint = {
+        "config": json.loads(json.dumps(asdict(config))), "source": str(Path(source).resolve()),
+        "frames": info.frames, "width": info.width, "height": info.height, "range": str(frames), "version": __version__,
+    }
     spec = get_method(config.field.method)
-    device = resolve_device(config.device)
+    ranks = Distributed.from_env()
+    device = ranks.device(config.device) if ranks else resolve_device(config.device)
+    if ranks:
+        ranks.start(device)
+        checkpoint_seconds = None  # one checkpoint per rank is not supported yet
+    resumed = None
+    if resume:
+        if ckpt.exists():
+            resumed = load_checkpoint(ckpt, fingerprint, device)
+        else:
+            warnings.warn(f"no checkpoint {ckpt} to resume from; starting from the beginning", NrffWarning, stacklevel=2)
+    elif ckpt.exists():
+        if not force:
+            raise InputError(f"{ckpt} exists: an earlier encode to {output} was interrupted; "
+                             "pass --resume to continue it or --force to start over")
+        ckpt.unlink()
     gops = split_gops(info.frames, config.gop)
     kf_codec = _keyframe_codec(config)
     if spec.uses_keyframes:
@@ -218,7 +250,10 @@ def encode(
     # 1. key frames, coded independently; the decoder's view of them is what the fields warp
     key_bytes: dict[int, bytes] = {}
     key_images: dict[int, np.ndarray] = {}
-    if spec.uses_keyframes:
+    if spec.uses_keyframes and resumed is not None:
+        key_bytes = resumed["keyframes"]
+        key_images = {g: kf_codec.decode(b, info.width, info.height) for g, b in key_bytes.items()}
+    elif spec.uses_keyframes:
         originals = _read_keyframes(video, gops)
         with reporter.task("key frames", len(gops)) as update:
             for i, gop in enumerate(gops):
@@ -241,12 +276,26 @@ def encode(
     )
 
     # 3. train the networks, chunk by chunk of GOPs
-    weights, train_seconds, steps, recoveries = _train_all(config, spec, shape, gops, widths, video, key_images, device, reporter)
+    def save(weights: dict[int, bytes], chunk: int, trainer_state: dict | None) -> None:
+        save_checkpoint(ckpt, fingerprint, key_bytes, weights, chunk, trainer_state)
+
+    weights, train_seconds, steps, recoveries = _train_all(
+        config, spec, shape, gops, widths, video, key_images, device, reporter,
+        resumed=resumed, save=save if checkpoint_seconds is not None else None,
+        checkpoint_seconds=checkpoint_seconds or 0.0, shard=ranks.shard(gops) if ranks else None,
+    )
+    if ranks:
+        weights = ranks.gather_weights(weights)
+        if not ranks.is_main:
+            ranks.stop()
+            return None
 
     # 4. the bitstream, written atomically
     stream = Bitstream(header, key_bytes, weights)
     data = stream.to_bytes()
-    atomic_write_bytes(output, data, force=force)
+    atomic_write_bytes(output, data, force=force or resumed is not None)
+    if ckpt.exists():
+        ckpt.unlink()
     encode_seconds = time.perf_counter() - started
 
     # 5. measure what a decoder gets from these bytes
@@ -270,13 +319,16 @@ def encode(
             "width": width, "params": shape.param_count(width), "psnr": float(np.mean(per_frame)),
         })
     _, infos = read_bitstream(data)
+    if ranks:
+        ranks.stop()
     return EncodeResult(
         path=str(output), bytes=len(data), bpp=bpp(len(data), info.frames, info.width, info.height),
         psnr=quality["psnr"], ssim=quality["ssim"], ms_ssim=quality["ms_ssim"],
         frames=info.frames, width=info.width, height=info.height, fps=float(info.fps),
         encode_seconds=encode_seconds, train_seconds=train_seconds, verify_seconds=verify_seconds,
         method=spec.name, split=config.split, gop=config.gop, preset=config.preset,
-        epochs=config.train.epochs, steps=steps, device=device_label(device), seed=config.train.seed,
+        epochs=config.train.epochs, steps=steps, seed=config.train.seed,
+        device=device_label(device) + (f" x {ranks.world} ranks" if ranks else ""),
         ratio=config.field.ratio if spec.uses_keyframes else None, target_bpp=config.field.target_bpp,
         keyframes=asdict(config.keyframes) if spec.uses_keyframes else None,
         gops=gop_reports, sections=[asdict(s) for s in infos], recoveries=recoveries,
@@ -284,18 +336,27 @@ def encode(
     )
 
 
-def _train_all(config, spec, shape, gops, widths, video, key_images, device, reporter):
+def _train_all(config, spec, shape, gops, widths, video, key_images, device, reporter, *, resumed=None, save=None,
+               checkpoint_seconds: float = 60.0, shard: Sequence[Gop] | None = None):
+    """Train every chunk of GOPs; returns (weights per GOP, seconds, steps per chunk, recoveries).
+
+    ``resumed`` is a loaded checkpoint: finished chunks are skipped and the chunk
+    in progress continues from its saved state. ``save(weights, chunk, state)``
+    writes a checkpoint; it is called at most every ``checkpoint_seconds``.
+    ``shard``: train only these GOPs (a torchrun rank's share).
+    """
     H, W = video.info.height, video.info.width
-    per_gop = [g.length * H * W * (3 + (12 if spec.references == "single" else 0)) + 12 * H * W for g in gops]
-    chunks = plan_chunks(gops, per_gop, _memory_budget(device))
+    mine = list(shard) if shard is not None else list(gops)
+    per_gop = [g.length * H * W * (3 + (12 if spec.references == "single" else 0)) + 12 * H * W for g in mine]
+    chunks = plan_chunks(mine, per_gop, _memory_budget(device))
     lmax_video = max(g.length for g in gops)
-    weights: dict[int, bytes] = {}
+    weights: dict[int, bytes] = dict(resumed["weights"]) if resumed else {}
     seconds, steps, recoveries = 0.0, 0, []
-    segments = video.segments([(c[0].start, c[-1].stop) for c in chunks])
-    for chunk_index, (chunk, clip) in enumerate(zip(chunks, segments)):
+    todo = [i for i, c in enumerate(chunks) if any(widths[g.index] > 0 and g.index not in weights for g in c)]
+    segments = video.segments([(chunks[i][0].start, chunks[i][-1].stop) for i in todo])
+    for chunk_index, clip in zip(todo, segments):
+        chunk = chunks[chunk_index]
         chunk_widths = [widths[g.index] for g in chunk]
-        if max(chunk_widths) == 0:
-            continue
         lmax = max(g.length for g in chunk)
         frames = torch.zeros(len(chunk), lmax, H, W, 3, dtype=torch.uint8)
         for i, g in enumerate(chunk):
@@ -308,15 +369,29 @@ def _train_all(config, spec, shape, gops, widths, video, key_images, device, rep
         data = GopData(local_gops, frames.to(device), keys, len(gops), lmax_video)
         model = FieldModel(shape, chunk_widths, [g.index for g in chunk], seed=config.train.seed).to(device)
         trainer = Trainer(model, spec, data, config.train, config.lr, amp=config.train.amp, video_max_count=_max_count(spec, gops))
+        if resumed is not None and resumed["chunk"] == chunk_index and resumed["trainer"] is not None:
+            trainer.load_state(resumed["trainer"])
+        last_save = time.perf_counter()
+
+        def on_window(tr: Trainer) -> None:
+            nonlocal last_save
+            refresh_ok = spec.references != "single" or tr.step % config.train.refresh_every == 0
+            if save is not None and refresh_ok and tr.step < tr.total_steps and time.perf_counter() - last_save >= checkpoint_seconds:
+                save(weights, chunk_index, tr.state())
+                last_save = time.perf_counter()
+
         label = "training" if len(chunks) == 1 else f"training {chunk_index + 1}/{len(chunks)}"
         with reporter.task(label, trainer.total_steps) as update:
-            report = trainer.run(lambda step, total, psnr: update(step, psnr=psnr))
+            update(trainer.step)
+            report = trainer.run(lambda step, total, psnr: update(step, psnr=psnr), on_window=on_window)
         seconds += report.seconds
         steps = trainer.total_steps
         recoveries += report.recoveries
         for i, g in enumerate(chunk):
             if chunk_widths[i] > 0:
                 weights[g.index] = pack_fp16(model.export_gop(i))
+        if save is not None and chunk_index != len(chunks) - 1:
+            save(weights, chunk_index + 1, None)
         del data, frames, model, trainer
     return weights, seconds, steps, recoveries
 

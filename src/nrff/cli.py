@@ -211,7 +211,9 @@ def encode(
     keyframe_pix_fmt: Annotated[str, typer.Option("--keyframe-pix-fmt", help="yuv444p or yuv420p.")] = "yuv444p",
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the method's from the paper).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report here.")] = None,
-    force: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace existing outputs (and any stale checkpoint).")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted encode from OUT.ckpt.")] = False,
+    checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds between checkpoints (0: none).")] = 60.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ):
     """Encode a video into an .nrff bitstream."""
@@ -223,8 +225,12 @@ def encode(
                             keyframe_codec, keyframe_pix_fmt, lr)
     if report is not None and report.exists() and not force:
         raise InputError(f"{report} already exists; pass --force to replace it")
+    quiet = quiet or os.environ.get("RANK", "0") != "0"  # torchrun: only rank 0 shows progress
     with Reporter(None if not quiet else False) as reporter:
-        result = run_encode(input, output, config, frames=frames, size=size, force=force, reporter=reporter)
+        result = run_encode(input, output, config, frames=frames, size=size, force=force, reporter=reporter,
+                            resume=resume, checkpoint_seconds=checkpoint_every if checkpoint_every > 0 else None)
+    if result is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     table = Table(title=f"{output}")
     for col in ("method", "frames", "size", "bytes", "bpp", "PSNR (dB)", "SSIM", "encode s", "device"):
         table.add_column(col, justify="right")
