@@ -142,11 +142,6 @@ def test_crf_sweep_report_is_a_list(results, paths):
     assert all(REPORT_KEYS <= set(r) for r in reports)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: reports (and every file output) are written through tempfile.mkstemp and renamed, so they keep "
-    "mkstemp's mode 0600 instead of the usual 0666 & ~umask",
-)
 def test_report_permissions_follow_the_umask(results, paths):
     assert results["good"].returncode == 0
     umask = os.umask(0)
@@ -157,11 +152,6 @@ def test_report_permissions_follow_the_umask(results, paths):
     assert mode == 0o666 & ~umask
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: `nrff baseline --report DIR/r.json` checks that DIR exists only after the whole sweep has run "
-    "(the error comes after the results table; the work is lost)",
-)
 def test_report_in_a_missing_folder_is_refused_before_encoding(results):
     done = results["report folder missing"]
     assert done.returncode == 2

@@ -253,11 +253,6 @@ def _write_png(path, width: int, height: int, depth: int, colour_type: int, rows
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: PIL opens a 16-bit RGB PNG as mode 'RGB' (high bytes only), so nrff drops the low bytes "
-    "silently, without the NrffWarning it gives for 16-bit grayscale, and truncates instead of rounding",
-)
 def test_16bit_rgb_png_becomes_8bit_rgb_with_a_warning(tmp_path):
     values = ((np.arange(48 * 64 * 3).reshape(48, 64, 3) * 97) % 65536).astype(np.uint16)
     rows = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(48))
@@ -267,12 +262,6 @@ def test_16bit_rgb_png_becomes_8bit_rgb_with_a_warning(tmp_path):
     np.testing.assert_array_equal(frames[0], np.rint(values / 257.0).astype(np.uint8))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Image.DecompressionBombError,
-    reason="bug: PIL's decompression-bomb check fires before nrff's size check and is not turned into an "
-    "InputError (the CLI reports an internal error, exit status 3)",
-)
 def test_oversized_image_is_an_input_error(tmp_path):
     _write_png(tmp_path / "huge.png", 20000, 10000, 1, 0, b"")
     with pytest.raises(InputError, match="16384"):

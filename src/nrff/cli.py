@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nrff.errors import NrffError
+from nrff.fsutil import check_output
 
 app = typer.Typer(
     add_completion=False,
@@ -114,8 +115,8 @@ def baseline(
     video = open_video(input, frames=frames, size=size)
     settings = H26xSettings(codec=codec, crf=crfs[0], preset=preset, pix_fmt=pix_fmt, gop=gop, bframes=bframes)
     settings.validate(video.info.width, video.info.height)
-    if report is not None and report.exists() and not force:
-        raise InputError(f"{report} already exists; pass --force to replace it")
+    if report is not None:
+        check_output(report, force)  # before any work
     results = []
     for value in crfs:
         s = replace(settings, crf=value)
@@ -223,8 +224,8 @@ def encode(
 
     config = _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp,
                             keyframe_codec, keyframe_pix_fmt, lr)
-    if report is not None and report.exists() and not force:
-        raise InputError(f"{report} already exists; pass --force to replace it")
+    if report is not None:
+        check_output(report, force)  # before any work
     quiet = quiet or os.environ.get("RANK", "0") != "0"  # torchrun: only rank 0 shows progress
     with Reporter(None if not quiet else False) as reporter:
         result = run_encode(input, output, config, frames=frames, size=size, force=force, reporter=reporter,

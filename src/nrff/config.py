@@ -33,6 +33,7 @@ class FieldConfig:
     target_bpp: float | None = None  # siren: size the networks for this bpp
     hidden_layers: int = 1
     reuse: int = 2  # the hidden layer is applied this many times (shared weights)
+    zero_output: bool = False  # start the output layer at zero (not in the paper)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,18 @@ def check_output(path: str | os.PathLike, force: bool) -> Path:
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give a finished temporary file the usual permissions and rename it into place."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = False) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
     p = check_output(path, force)
@@ -32,7 +44,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = Fa
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, p)
+        publish(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -46,7 +46,7 @@ def _to_tensor(frames: np.ndarray) -> torch.Tensor:
     arr = np.array(frames, copy=True)  # a private, writable copy for torch
     if arr.ndim == 3:
         arr = arr[None]
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).to(torch.float64) / 255.0
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).to(torch.float32) / 255.0
 
 
 def ssim_per_frame(reference: np.ndarray, distorted: np.ndarray) -> list[float]:
@@ -151,7 +151,15 @@ def _curve(points: Sequence[RDPoint], metric: str) -> tuple[list[float], list[fl
         raise InputError(f"every point needs a {metric} value")
     if len(set(rates)) != len(rates):
         raise InputError("BD metrics need distinct rates")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise InputError(f"BD metrics need {metric} to rise with the rate; this curve does not: "
+                         + ", ".join(f"{r:.4g} bpp -> {v:.4g}" for r, v in zip(rates, values)))
     return rates, values
+
+
+def _check_overlap(da: list[float], dt: list[float], metric: str) -> None:
+    if min(da[-1], dt[-1]) <= max(da[0], dt[0]):
+        raise InputError(f"the two curves do not overlap in {metric}; BD metrics are undefined")
 
 
 def bd_rate(anchor: Sequence[RDPoint], test: Sequence[RDPoint], metric: str = "psnr") -> float:
@@ -160,6 +168,7 @@ def bd_rate(anchor: Sequence[RDPoint], test: Sequence[RDPoint], metric: str = "p
 
     ra, da = _curve(anchor, metric)
     rt, dt = _curve(test, metric)
+    _check_overlap(da, dt, metric)
     return float(bd.bd_rate(ra, da, rt, dt, method="pchip", require_matching_points=False))
 
 
@@ -169,4 +178,5 @@ def bd_psnr(anchor: Sequence[RDPoint], test: Sequence[RDPoint], metric: str = "p
 
     ra, da = _curve(anchor, metric)
     rt, dt = _curve(test, metric)
+    _check_overlap(ra, rt, "rate")
     return float(bd.bd_psnr(ra, da, rt, dt, method="pchip", require_matching_points=False))

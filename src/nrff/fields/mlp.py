@@ -101,8 +101,10 @@ class SwishField(BatchedField):
         hidden_layers: int = 1,
         reuse: int = 2,
         generators: Sequence[torch.Generator] | None = None,
+        zero_output: bool = False,
     ):
         super().__init__()
+        self.zero_output = zero_output
         self.encoding = encoding
         self.out_features = out_features
         self.hidden_layers = hidden_layers
@@ -145,7 +147,11 @@ class SwishField(BatchedField):
 
     @torch.no_grad()
     def reset_parameters(self, generators: Sequence[torch.Generator]) -> None:
-        """PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), per GOP and width."""
+        """PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), per GOP and width.
+
+        With ``zero_output`` the output layer starts at zero, so a fresh network
+        predicts zero flow, an even mix of the references and no residual.
+        """
         E = self.encoding.size
         for g, (gen, w) in enumerate(zip(generators, self.widths)):
             if w == 0:
@@ -159,6 +165,9 @@ class SwishField(BatchedField):
                 self.b_hidden[i][g, 0, :w] = _uniform((w,), fan, gen)
             self.w_out[g, :w] = _uniform((w, self.out_features), fan, gen)
             self.b_out[g, 0] = _uniform((self.out_features,), fan, gen)
+            if self.zero_output:
+                self.w_out[g].zero_()
+                self.b_out[g].zero_()
 
     def first_layer(self, t: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Separable first layer on the grid ``t x y x x`` -> ``[G, B, R, C, W]``, always in fp32.

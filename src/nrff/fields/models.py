@@ -125,7 +125,10 @@ class FieldShape:
 
 
 def build_networks(
-    shape: FieldShape, widths: Sequence[int], generators: Sequence[torch.Generator] | None = None
+    shape: FieldShape,
+    widths: Sequence[int],
+    generators: Sequence[Sequence[torch.Generator]] | None = None,
+    zero_output: bool = False,
 ) -> list[BatchedField]:
     nets: list[BatchedField] = []
     for n, out in enumerate(shape.network_outputs()):
@@ -135,21 +138,31 @@ def build_networks(
         if shape.spec.kind == "siren":
             nets.append(SirenField(widths, out, hidden_layers=SIREN_HIDDEN_LAYERS, generators=gens))
         else:
-            nets.append(SwishField(widths, shape.encoding, out, shape.hidden_layers, shape.reuse, generators=gens))
+            nets.append(SwishField(widths, shape.encoding, out, shape.hidden_layers, shape.reuse, generators=gens,
+                                   zero_output=zero_output))
     return nets
 
 
 class FieldModel(nn.Module):
     """The networks of a set of GOPs: ``forward(t, y, x) -> [G, B, R, C, K]`` raw outputs."""
 
-    def __init__(self, shape: FieldShape, widths: Sequence[int], gop_indices: Sequence[int] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        shape: FieldShape,
+        widths: Sequence[int],
+        gop_indices: Sequence[int] | None = None,
+        seed: int = 0,
+        zero_output: bool = False,
+    ):
+        """``gop_indices`` (global) seed each GOP's initialisation; without them the
+        weights stay zero (a decoder imports them)."""
         super().__init__()
         self.shape = shape
         self.widths = list(widths)
         generators = None
         if gop_indices is not None:
             generators = [gop_generators(seed, gop_indices, salt=n) for n in range(len(shape.network_outputs()))]
-        self.nets = nn.ModuleList(build_networks(shape, widths, generators))
+        self.nets = nn.ModuleList(build_networks(shape, widths, generators, zero_output))
 
     def forward(self, t: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         G, B, R, C = t.shape[0], t.shape[1], y.shape[1], x.shape[1]

@@ -179,14 +179,32 @@ class ImageFolderReader(VideoReader):
     def _load(file: Path) -> np.ndarray:
         try:
             with Image.open(file) as im:
+                check_dimensions(im.width, im.height, str(file))  # before decoding anything
+                if im.mode in ("RGB", "RGBA") and any(";16" in str(tile[3]) for tile in im.tile):
+                    return _deep_rgb_to_rgb8(file)
                 im.load()
                 return _image_to_rgb8(im, file)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise InputError(f"{file}: cannot read image ({exc})") from None
+        except Image.DecompressionBombError:
+            raise InputError(f"{file}: image too large; the supported maximum is {MAX_DIMENSION} pixels per side") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, IndexError, TypeError) as exc:
+            raise InputError(f"{file}: cannot read image ({_short(exc)})") from None
 
     def _frames(self) -> Iterator[np.ndarray]:
         for file in self.files:
             yield self._load(file)
+
+
+def _deep_rgb_to_rgb8(file: Path) -> np.ndarray:
+    """16-bit-per-channel RGB(A) images, which PIL truncates to their high bytes: decode with
+    FFmpeg at full depth and round to 8 bits."""
+    warnings.warn(f"{file.name}: 16-bit RGB image converted to 8-bit RGB", NrffWarning, stacklevel=4)
+    try:
+        with av.open(str(file)) as container:
+            frame = next(container.decode(video=0))
+            deep = frame.to_ndarray(format="rgb48le").astype(np.uint32)
+    except (av.FFmpegError, StopIteration) as exc:
+        raise InputError(f"{file}: cannot read image ({exc})") from None
+    return ((deep * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def _image_to_rgb8(im: Image.Image, file: Path) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from nrff.errors import InputError, NrffWarning, OutputExistsError
-from nrff.fsutil import check_output, temporary_sibling
+from nrff.fsutil import check_output, publish, temporary_sibling
 from nrff.video.colour import rgb_to_frame, rgb_to_yuv420_planes
 
 CONTAINER_SUFFIXES = {".mp4", ".mkv", ".mov"}
@@ -148,7 +148,7 @@ class VideoWriter:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
             self._container.close()
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop a partial file output (folders keep what was written)."""
