@@ -472,12 +472,58 @@ def _decode_key(stream: Bitstream, g: int) -> np.ndarray:
     return decode_intra(stream.keyframes[g], h.keyframe_codec, h.width, h.height)
 
 
+def gop_weights(stream: Bitstream, g: int) -> list[torch.Tensor]:
+    """The tensors of GOP ``g``'s networks, as the file stores them."""
+    h = stream.header
+    return unpack_fp16(stream.weights[g], h.field_shape.shapes(h.gops[g].width))
+
+
+def _chunk_renderer(stream: Bitstream, gops: Sequence[Gop], chunk: Sequence[Gop], device, key_image):
+    """Model, references and (single-reference) chain of a run of consecutive GOPs."""
+    header = stream.header
+    spec = get_method(header.method)
+    widths = [header.gops[g.index].width for g in chunk]
+    model = FieldModel(header.field_shape, widths).to(device)
+    for i, g in enumerate(chunk):
+        if widths[i] > 0:
+            model.import_gop(i, gop_weights(stream, g.index))
+    model.eval()
+    keys = own_keys = None
+    first, last = chunk[0].index, chunk[-1].index
+    if spec.uses_keyframes:
+        needed = range(max(first - 1, 0), min(last + 1, len(gops) - 1) + 1)
+        keys = _extended_keys({g: key_image(g) for g in needed}, first, last, len(gops), device)
+        own_keys = keys[1:-1]
+    renderer = FieldRenderer(model, spec, list(chunk), keys, header.height, header.width)
+    chain = render_chain(renderer, own_keys) if spec.references == "single" else None
+    return renderer, own_keys, chain
+
+
+def frame_parts(data: bytes, frame: float, *, size: tuple[int, int] | None = None, device: str = "auto") -> dict[str, np.ndarray]:
+    """The parts a frame is made of (flows, warped references, mixing weight, residual, frame),
+    each ``[H, W, k]`` float32, for figures and debugging. A key frame has only ``frame``."""
+    stream, _ = read_bitstream(data)
+    header = stream.header
+    if not 0 <= frame <= header.frames - 1:
+        raise InputError(f"frame {frame} is outside 0..{header.frames - 1}")
+    dev = resolve_device(device)
+    out_w, out_h = size or (header.width, header.height)
+    gops = gops_from_lengths([g.length for g in header.gops], [g.key for g in header.gops])
+    gop = next(g for g in gops if g.start <= math.floor(frame) < g.stop)
+    local = frame - gop.start
+    spec = get_method(header.method)
+    if spec.uses_keyframes and local == gop.key:
+        key = torch.from_numpy(_decode_key(stream, gop.index)).permute(2, 0, 1)[None].float() / 255
+        return {"frame": resize_bicubic(key, out_h, out_w)[0].permute(1, 2, 0).numpy()}
+    renderer, _, chain = _chunk_renderer(stream, gops, [gop], dev, lambda g: _decode_key(stream, g))
+    parts = renderer.render_parts(torch.tensor([[float(local)]], device=dev), out_h, out_w, chain=chain)
+    return {name: value[0, 0].permute(1, 2, 0).cpu().numpy() for name, value in parts.items()}
+
+
 def _render_stream(video: DecodedVideo) -> Iterator[np.ndarray]:
     stream, header, device = video.stream, video.header, video.device
     spec = get_method(header.method)
-    shape = header.field_shape
     gops = gops_from_lengths([g.length for g in header.gops], [g.key for g in header.gops])
-    widths = [g.width for g in header.gops]
     H, W = header.height, header.width
     out_h, out_w = video.height, video.width
     native = (out_h, out_w) == (H, W)
@@ -498,23 +544,11 @@ def _render_stream(video: DecodedVideo) -> Iterator[np.ndarray]:
         return key_cache[g]
 
     for chunk in chunks:
-        first, last = chunk[0].index, chunk[-1].index
+        first = chunk[0].index
         for g in list(key_cache):
             if g < first - 1:
                 del key_cache[g]
-        model = FieldModel(shape, [widths[g.index] for g in chunk]).to(device)
-        for i, g in enumerate(chunk):
-            if widths[g.index] > 0:
-                tensors = unpack_fp16(stream.weights[g.index], shape.shapes(widths[g.index]))
-                model.import_gop(i, tensors)
-        model.eval()
-        keys = own_keys = None
-        if spec.uses_keyframes:
-            needed = range(max(first - 1, 0), min(last + 1, len(gops) - 1) + 1)
-            keys = _extended_keys({g: key_image(g) for g in needed}, first, last, len(gops), device)
-            own_keys = keys[1:-1]
-        renderer = FieldRenderer(model, spec, chunk, keys, H, W)
-        chain = render_chain(renderer, own_keys) if spec.references == "single" else None
+        renderer, own_keys, chain = _chunk_renderer(stream, gops, chunk, device, key_image)
         outputs: dict[float, np.ndarray] = {}
         local = [[tau - g.start for tau in times_by_gop.get(g.index, [])] for g in chunk]
         todo = [[t for t in ts if not (spec.uses_keyframes and t == g.key)] for ts, g in zip(local, chunk)]
@@ -539,7 +573,7 @@ def _render_stream(video: DecodedVideo) -> Iterator[np.ndarray]:
                     outputs[g.start + t] = rendered[i, j]
         for tau in sorted(outputs):
             yield outputs[tau]
-        del model, renderer, chain, keys
+        del renderer, chain, own_keys
 
 
 # ----------------------------------------------------------------------------- info

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nrff.fields.models import FieldModel, Method, Sampler, reconstruct
+from nrff.fields.models import FieldModel, Method, Sampler, decompose
 from nrff.gop import Gop
 from nrff.warp import pixel_positions, sample_bicubic, sample_slots
 
@@ -127,6 +127,16 @@ class FieldRenderer:
         frames. For single-reference NRFF, ``chain`` holds the native-size
         reconstructions ``[G, Lmax, 3, H, W]`` the frames warp from.
         """
+        parts = self.render_parts(local_times, out_height, out_width, chain, names=("frame",))
+        return parts["frame"].clamp_(0, 1)
+
+    @torch.no_grad()
+    def render_parts(
+        self, local_times: torch.Tensor, out_height: int, out_width: int, chain: torch.Tensor | None = None,
+        names: Sequence[str] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Like :meth:`render`, but every part of the reconstruction (see
+        :func:`~nrff.fields.models.decompose`) as ``[G, B, k, H', W']``, unclamped."""
         device = self.device
         G, B = local_times.shape
         lengths = torch.tensor([g.length for g in self.gops], device=device, dtype=torch.float32)
@@ -135,7 +145,7 @@ class FieldRenderer:
         xs = grid_coords(out_width, device)
         ys = grid_coords(out_height, device)
         base_x = pixel_positions(xs, self.width)[None].expand(G, -1)
-        out = torch.empty(G, B, 3, out_height, out_width, device=device)
+        out: dict[str, torch.Tensor] = {}
         rows_per = self._rows_per_chunk(B, out_width)
         for r0 in range(0, out_height, rows_per):
             r1 = min(out_height, r0 + rows_per)
@@ -143,8 +153,12 @@ class FieldRenderer:
             base_y = pixel_positions(y, self.height)
             sampler = self._sampler(local_times, keys_at, base_x, base_y, chain)
             raw = self.model(t, y, xs[None].expand(G, -1))
-            rgb = reconstruct(self.method, raw, sampler).clamp(0, 1)
-            out[:, :, :, r0:r1, :] = rgb.permute(0, 1, 4, 2, 3)
+            for name, value in decompose(self.method, raw, sampler).items():
+                if names is not None and name not in names:
+                    continue
+                if name not in out:
+                    out[name] = torch.empty(G, B, value.shape[-1], out_height, out_width, device=device)
+                out[name][:, :, :, r0:r1, :] = value.permute(0, 1, 4, 2, 3)
         return out
 
     def _sampler(self, local_times, keys_at, base_x, base_y, chain) -> Sampler | None:

@@ -188,19 +188,29 @@ class FieldModel(nn.Module):
 Sampler = Callable[[int, torch.Tensor], torch.Tensor]
 
 
-def reconstruct(method: Method, raw: torch.Tensor, sample: Sampler | None) -> torch.Tensor:
-    """Rebuild colours ``[G, B, R, C, 3]`` (unclamped) from raw field outputs.
+def decompose(method: Method, raw: torch.Tensor, sample: Sampler | None) -> dict[str, torch.Tensor]:
+    """The parts of a reconstruction ``[G, B, R, C, k]``: flows, warped references,
+    mixing weight, residual, and the (unclamped) ``frame``.
 
     Role 0 is the first reference (the neighbouring key frame for ``nrff``,
     the neighbour frame for ``nrff-single``); role 1 the own key frame.
     """
     raw = raw.float()
     if method.references == "none":
-        return 0.5 + 0.5 * raw[..., 0:3]
+        return {"frame": 0.5 + 0.5 * raw[..., 0:3]}
     if method.references == "single":
-        warped = sample(0, raw[..., 0:2])
-        return warped + torch.tanh(raw[..., 2:5])
-    warped0 = sample(0, raw[..., 0:2])
-    warped1 = sample(1, raw[..., 2:4])
+        flow, residual = raw[..., 0:2], torch.tanh(raw[..., 2:5])
+        warped = sample(0, flow)
+        return {"flow0": flow, "warped0": warped, "residual": residual, "frame": warped + residual}
+    flow0, flow1 = raw[..., 0:2], raw[..., 2:4]
+    warped0, warped1 = sample(0, flow0), sample(1, flow1)
     alpha = torch.sigmoid(raw[..., 4:5])
-    return alpha * warped0 + (1 - alpha) * warped1 + torch.tanh(raw[..., 5:8])
+    residual = torch.tanh(raw[..., 5:8])
+    frame = alpha * warped0 + (1 - alpha) * warped1 + residual
+    return {"flow0": flow0, "flow1": flow1, "warped0": warped0, "warped1": warped1, "alpha": alpha,
+            "residual": residual, "frame": frame}
+
+
+def reconstruct(method: Method, raw: torch.Tensor, sample: Sampler | None) -> torch.Tensor:
+    """Rebuild colours ``[G, B, R, C, 3]`` (unclamped) from raw field outputs."""
+    return decompose(method, raw, sample)["frame"]
