@@ -41,7 +41,7 @@ def _sections(data: bytes):
     return out
 
 
-def _rebuild(sections, version=1) -> bytes:
+def _rebuild(sections, version=2) -> bytes:
     return MAGIC + bytes([version]) + b"".join(_section(tag, payload) for tag, payload in sections)
 
 
@@ -153,3 +153,22 @@ def test_crc_covers_tag_and_length(stream):
     with pytest.raises(BitstreamError, match="checksum"):
         read_bitstream(bytes(data))
     assert zlib.crc32(b"") == 0
+
+
+def test_version_1_files_still_decode():
+    """Files written by the v1 encoder (commit b1e00cb) decode to the PSNR that encoder reported."""
+    import json
+    from pathlib import Path
+
+    from nrff.api import decode
+    from nrff.metrics import psnr
+    from nrff.video import open_video
+
+    data_dir = Path(__file__).parent / "data"
+    expected = json.loads((data_dir / "v1_expected.json").read_text())
+    reference = open_video(data_dir / "v1_clip").read_all()
+    for name in ("v1_nrff.nrff", "v1_siren.nrff"):
+        data = (data_dir / name).read_bytes()
+        assert data[4] == 1
+        frames = list(decode(data, device="cpu").frames())
+        assert np.mean([psnr(a, b) for a, b in zip(reference, frames)]) == pytest.approx(expected[name], abs=0.01)

@@ -23,15 +23,15 @@ import numpy as np
 import torch
 
 from nrff import __version__
-from nrff.codec.bitstream import Bitstream, GopEntry, Header, SectionInfo, read_bitstream
-from nrff.codec.keyframes import H26xIntra, decode_intra
-from nrff.codec.weights import FP16, pack_fp16, unpack_fp16
+from nrff.codec.bitstream import INTRA, PREDICTED, Bitstream, GopEntry, Header, SectionInfo, read_bitstream
+from nrff.codec.keyframes import H26xIntra, decode_intra, decode_keyframe_segment, encode_keyframe_segments
+from nrff.codec.weights import FP16, QUANTIZED, pack_fp16, pack_quantized, unpack_fp16, unpack_quantized
 from nrff.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from nrff.config import EncodeConfig
 from nrff.distributed import Distributed
 from nrff.errors import BitstreamError, InputError, NrffWarning
 from nrff.fields.encoding import PositionalEncoding
-from nrff.fields.models import BYTES_PER_PARAM, FieldModel, FieldShape, get_method
+from nrff.fields.models import FieldModel, FieldShape, get_method
 from nrff.fsutil import atomic_write_bytes, check_output
 from nrff.gop import Gop, gops_from_lengths, split_gops
 from nrff.metrics import QualityAccumulator, bpp
@@ -149,15 +149,16 @@ def network_widths(
             if gop.length == 1:
                 widths.append(0)
             else:
-                widths.append(shape.width_for_bytes(config.field.ratio * key_bytes[gop.index]))
+                widths.append(shape.width_for_bytes(config.field.ratio * key_bytes[gop.index], config.field.bytes_per_param))
         return widths
     budget = config.field.target_bpp * frames * info_pixels / 8 - _overhead_bytes(len(gops), False)
-    unit = shape.param_count(1) * BYTES_PER_PARAM
+    per_param = config.field.bytes_per_param
+    unit = shape.param_count(1) * per_param
     if budget < unit * len(gops):
         raise InputError(f"--target-bpp {config.field.target_bpp:g} leaves no room for networks")
     # Largest widths within each GOP's share, then spend what is left one unit at a
     # time, so the whole file lands just under the target.
-    size = lambda w: shape.param_count(w) * BYTES_PER_PARAM  # noqa: E731
+    size = lambda w: shape.param_count(w) * per_param  # noqa: E731
     for gop in gops:
         share = budget * gop.length / frames
         w = 1
@@ -172,6 +173,43 @@ def network_widths(
                 widths[i] += 1
                 grew = True
     return widths
+
+
+@dataclass
+class CodedKeyframes:
+    """The key frames as coded: bytes (intra per GOP, or predicted segments), the
+    decoded images the fields warp, and each GOP's share of the key-frame bytes."""
+
+    intra: dict[int, bytes] = field(default_factory=dict)
+    segments: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    images: dict[int, np.ndarray] = field(default_factory=dict)
+    sizes: dict[int, int] = field(default_factory=dict)
+
+
+def _code_keyframes(config: EncodeConfig, video: VideoReader, gops: Sequence[Gop], reporter: Reporter) -> CodedKeyframes:
+    kf_codec = _keyframe_codec(config)
+    info = video.info
+    originals = _read_keyframes(video, gops)
+    out = CodedKeyframes()
+    with reporter.task("key frames", len(gops)) as update:
+        if config.keyframes.mode == "intra":
+            for i, gop in enumerate(gops):
+                data = kf_codec.encode(originals[gop.index])
+                out.intra[gop.index] = data
+                out.images[gop.index] = kf_codec.decode(data, info.width, info.height)
+                out.sizes[gop.index] = len(data)
+                update(i + 1)
+        else:
+            segments = encode_keyframe_segments([originals[g.index] for g in gops], kf_codec, config.keyframes.random_access)
+            for seg in segments:
+                out.segments[seg.first] = (seg.count, seg.data)
+                decoded = decode_keyframe_segment(seg.data, kf_codec.codec, seg.count, info.width, info.height)
+                for j, image in enumerate(decoded):
+                    out.images[seg.first + j] = image
+                    # networks are sized from the segment's mean, not the IDR's or a P picture's own bytes
+                    out.sizes[seg.first + j] = round(len(seg.data) / seg.count)
+                update(seg.first + seg.count)
+    return out
 
 
 def _read_keyframes(video: VideoReader, gops: Sequence[Gop]) -> dict[int, np.ndarray]:
@@ -247,37 +285,29 @@ def encode(
         config.field.hidden_layers, config.field.reuse,
     )
 
-    # 1. key frames, coded independently; the decoder's view of them is what the fields warp
-    key_bytes: dict[int, bytes] = {}
-    key_images: dict[int, np.ndarray] = {}
-    if spec.uses_keyframes and resumed is not None:
-        key_bytes = resumed["keyframes"]
-        key_images = {g: kf_codec.decode(b, info.width, info.height) for g, b in key_bytes.items()}
-    elif spec.uses_keyframes:
-        originals = _read_keyframes(video, gops)
-        with reporter.task("key frames", len(gops)) as update:
-            for i, gop in enumerate(gops):
-                key_bytes[gop.index] = kf_codec.encode(originals[gop.index])
-                key_images[gop.index] = kf_codec.decode(key_bytes[gop.index], info.width, info.height)
-                update(i + 1)
-        del originals
+    # 1. key frames; the decoder's view of them is what the fields warp
+    keys = _code_keyframes(config, video, gops, reporter) if spec.uses_keyframes else CodedKeyframes()
+    key_images = keys.images
 
     # 2. network sizes from the budget
-    widths = network_widths(config, shape, gops, {g: len(b) for g, b in key_bytes.items()}, info.pixels, info.frames)
+    widths = network_widths(config, shape, gops, keys.sizes, info.pixels, info.frames)
     header = Header(
         frames=info.frames, width=info.width, height=info.height, fps=Fraction(info.fps),
         method=spec.name, split=config.split, gop_length=config.gop,
         hidden_layers=config.field.hidden_layers, reuse=config.field.reuse, encoding=shape.encoding,
-        weight_format=FP16,
+        weight_format=FP16 if config.field.quant_bits is None else QUANTIZED,
+        quant_bits=config.field.quant_bits or 0,
         keyframe_codec=kf_codec.codec if spec.uses_keyframes else None,
         keyframe_pix_fmt=kf_codec.pix_fmt if spec.uses_keyframes else None,
         keyframe_crf=kf_codec.crf if spec.uses_keyframes else 0.0,
+        keyframe_mode=PREDICTED if spec.uses_keyframes and config.keyframes.mode == "predicted" else INTRA,
+        random_access=config.keyframes.random_access if config.keyframes.mode == "predicted" else 1,
         gops=tuple(GopEntry(g.length, g.key, w) for g, w in zip(gops, widths)),
     )
 
     # 3. train the networks, chunk by chunk of GOPs
     def save(weights: dict[int, bytes], chunk: int, trainer_state: dict | None) -> None:
-        save_checkpoint(ckpt, fingerprint, key_bytes, weights, chunk, trainer_state)
+        save_checkpoint(ckpt, fingerprint, weights, chunk, trainer_state)
 
     weights, train_seconds, steps, recoveries = _train_all(
         config, spec, shape, gops, widths, video, key_images, device, reporter,
@@ -291,7 +321,7 @@ def encode(
             return None
 
     # 4. the bitstream, written atomically
-    stream = Bitstream(header, key_bytes, weights)
+    stream = Bitstream(header, keys.intra, weights, keys.segments)
     data = stream.to_bytes()
     atomic_write_bytes(output, data, force=force or resumed is not None)
     if ckpt.exists():
@@ -314,7 +344,7 @@ def encode(
         per_frame = acc.psnr[gop.start : gop.stop]
         gop_reports.append({
             "index": gop.index, "start": gop.start, "frames": gop.length, "key": gop.key_frame,
-            "keyframe_bytes": len(key_bytes.get(gop.index, b"")),
+            "keyframe_bytes": keys.sizes.get(gop.index, 0),
             "network_bytes": len(weights.get(gop.index, b"")),
             "width": width, "params": shape.param_count(width), "psnr": float(np.mean(per_frame)),
         })
@@ -369,7 +399,8 @@ def _train_all(config, spec, shape, gops, widths, video, key_images, device, rep
         data = GopData(local_gops, frames.to(device), keys, len(gops), lmax_video)
         model = FieldModel(shape, chunk_widths, [g.index for g in chunk], seed=config.train.seed,
                            zero_output=config.field.zero_output).to(device)
-        trainer = Trainer(model, spec, data, config.train, config.lr, amp=config.train.amp, video_max_count=_max_count(spec, gops))
+        trainer = Trainer(model, spec, data, config.train, config.lr, amp=config.train.amp, video_max_count=_max_count(spec, gops),
+                          quant_bits=config.field.quant_bits)
         if resumed is not None and resumed["chunk"] == chunk_index and resumed["trainer"] is not None:
             trainer.load_state(resumed["trainer"])
         last_save = time.perf_counter()
@@ -390,7 +421,9 @@ def _train_all(config, spec, shape, gops, widths, video, key_images, device, rep
         recoveries += report.recoveries
         for i, g in enumerate(chunk):
             if chunk_widths[i] > 0:
-                weights[g.index] = pack_fp16(model.export_gop(i))
+                tensors = model.export_gop(i)
+                bits = config.field.quant_bits
+                weights[g.index] = pack_fp16(tensors) if bits is None else pack_quantized(tensors, bits)
         if save is not None and chunk_index != len(chunks) - 1:
             save(weights, chunk_index + 1, None)
         del data, frames, model, trainer
@@ -467,15 +500,39 @@ def decode(
     return DecodedVideo(stream, sections, width, height, header.fps * fps_factor, count, fps_factor, resolve_device(device))
 
 
-def _decode_key(stream: Bitstream, g: int) -> np.ndarray:
-    h = stream.header
-    return decode_intra(stream.keyframes[g], h.keyframe_codec, h.width, h.height)
+class KeyframeCache:
+    """Decoded key frames of a stream, decoding predicted segments whole and keeping the last two."""
+
+    def __init__(self, stream: Bitstream):
+        self.stream = stream
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __call__(self, g: int) -> np.ndarray:
+        if g in self.cache:
+            return self.cache[g]
+        h = self.stream.header
+        if h.keyframe_mode == INTRA:
+            images = {g: decode_intra(self.stream.keyframes[g], h.keyframe_codec, h.width, h.height)}
+        else:
+            first = max(f for f in self.stream.segments if f <= g)
+            count, data = self.stream.segments[first]
+            decoded = decode_keyframe_segment(data, h.keyframe_codec, count, h.width, h.height)
+            images = {first + j: image for j, image in enumerate(decoded)}
+        if len(self.cache) > 2 * max(h.random_access, 2):
+            for old in sorted(self.cache)[: len(self.cache) - max(h.random_access, 2)]:
+                if old < g:
+                    del self.cache[old]
+        self.cache.update(images)
+        return self.cache[g]
 
 
 def gop_weights(stream: Bitstream, g: int) -> list[torch.Tensor]:
     """The tensors of GOP ``g``'s networks, as the file stores them."""
     h = stream.header
-    return unpack_fp16(stream.weights[g], h.field_shape.shapes(h.gops[g].width))
+    shapes = h.field_shape.shapes(h.gops[g].width)
+    if h.weight_format == QUANTIZED:
+        return unpack_quantized(stream.weights[g], shapes, h.quant_bits)
+    return unpack_fp16(stream.weights[g], shapes)
 
 
 def _chunk_renderer(stream: Bitstream, gops: Sequence[Gop], chunk: Sequence[Gop], device, key_image):
@@ -513,9 +570,9 @@ def frame_parts(data: bytes, frame: float, *, size: tuple[int, int] | None = Non
     local = frame - gop.start
     spec = get_method(header.method)
     if spec.uses_keyframes and local == gop.key:
-        key = torch.from_numpy(_decode_key(stream, gop.index)).permute(2, 0, 1)[None].float() / 255
+        key = torch.from_numpy(KeyframeCache(stream)(gop.index)).permute(2, 0, 1)[None].float() / 255
         return {"frame": resize_bicubic(key, out_h, out_w)[0].permute(1, 2, 0).numpy()}
-    renderer, _, chain = _chunk_renderer(stream, gops, [gop], dev, lambda g: _decode_key(stream, g))
+    renderer, _, chain = _chunk_renderer(stream, gops, [gop], dev, KeyframeCache(stream))
     parts = renderer.render_parts(torch.tensor([[float(local)]], device=dev), out_h, out_w, chain=chain)
     return {name: value[0, 0].permute(1, 2, 0).cpu().numpy() for name, value in parts.items()}
 
@@ -536,18 +593,8 @@ def _render_stream(video: DecodedVideo) -> Iterator[np.ndarray]:
         for g in gops
     ]
     chunks = plan_chunks(gops, per_gop, min(_memory_budget(device), 1024**3))
-    key_cache: dict[int, np.ndarray] = {}
-
-    def key_image(g: int) -> np.ndarray:
-        if g not in key_cache:
-            key_cache[g] = _decode_key(stream, g)
-        return key_cache[g]
-
+    key_image = KeyframeCache(stream)
     for chunk in chunks:
-        first = chunk[0].index
-        for g in list(key_cache):
-            if g < first - 1:
-                del key_cache[g]
         renderer, own_keys, chain = _chunk_renderer(stream, gops, chunk, device, key_image)
         outputs: dict[float, np.ndarray] = {}
         local = [[tau - g.start for tau in times_by_gop.get(g.index, [])] for g in chunk]

@@ -1,13 +1,14 @@
 """Crash-safe encoding: periodic checkpoints of the training state.
 
-A checkpoint sits beside the output (``OUT.nrff.ckpt``) and holds the coded
-key frames, the weights of finished GOPs and the full state of the chunk
+A checkpoint sits beside the output (``OUT.nrff.ckpt``) and holds the weights
+of finished GOPs and the full state of the chunk
 being trained (weights, Adam moments, roll-back snapshots, step, random
 generator state), so ``--resume`` continues exactly where a killed encode
 stopped. It is written to a temporary file and renamed into place, stored
 with ``numpy.savez`` and read back with ``allow_pickle=False``, and tied to
 the encode's settings by a fingerprint so that it is never resumed with
-different ones. It is removed once the output file is written.
+different ones. It is removed once the output file is written. Key frames
+are not stored: coding them again on resume is deterministic and cheap.
 """
 
 from __future__ import annotations
@@ -33,12 +34,9 @@ def _bytes_array(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).copy()
 
 
-def save_checkpoint(path: Path, fingerprint: dict, keyframes: dict[int, bytes], weights: dict[int, bytes], chunk: int, trainer_state: dict | None) -> None:
+def save_checkpoint(path: Path, fingerprint: dict, weights: dict[int, bytes], chunk: int, trainer_state: dict | None) -> None:
     arrays: dict[str, np.ndarray] = {}
-    meta = {"format": FORMAT, "fingerprint": fingerprint, "chunk": chunk,
-            "keyframes": sorted(keyframes), "weights": sorted(weights), "trainer": None}
-    for g, data in keyframes.items():
-        arrays[f"key_{g}"] = _bytes_array(data)
+    meta = {"format": FORMAT, "fingerprint": fingerprint, "chunk": chunk, "weights": sorted(weights), "trainer": None}
     for g, data in weights.items():
         arrays[f"weights_{g}"] = _bytes_array(data)
     if trainer_state is not None:
@@ -78,7 +76,6 @@ def load_checkpoint(path: Path, fingerprint: dict, device: torch.device) -> dict
                                  "pass --force to start over")
             state = {
                 "chunk": meta["chunk"],
-                "keyframes": {g: bytes(npz[f"key_{g}"]) for g in meta["keyframes"]},
                 "weights": {g: bytes(npz[f"weights_{g}"]) for g in meta["weights"]},
                 "trainer": None,
             }

@@ -21,6 +21,8 @@ class KeyframeConfig:
     crf: float = 20.0
     pix_fmt: str = "yuv444p"
     preset: str = "medium"
+    mode: str = "intra"  # "intra": each key frame alone; "predicted": P-frame streams between key frames
+    random_access: int = 8  # predicted: an IDR (a point decoding can start from) every so many GOPs
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,14 @@ class FieldConfig:
     hidden_layers: int = 1
     reuse: int = 2  # the hidden layer is applied this many times (shared weights)
     zero_output: bool = False  # start the output layer at zero (not in the paper)
+    quant_bits: int | None = None  # None: fp16 weights; k: k-bit grid + entropy coding (bitstream v2)
+    size_bits: float | None = None  # bits per parameter assumed when sizing networks (default: 16 or k - 2)
+
+    @property
+    def bytes_per_param(self) -> float:
+        if self.size_bits is not None:
+            return self.size_bits / 8
+        return 2.0 if self.quant_bits is None else max(self.quant_bits - 2, 1) / 8
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class TrainConfig:
     refresh_every: int = 50  # nrff-single: steps between re-renders of the reference chain
     seed: int = 0
     guard: bool = True  # detect divergence per GOP and roll back with a lower lr
+    qat_start: float = 0.8  # with quantised weights: fraction of steps before fake quantisation starts
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,16 @@ class EncodeConfig:
             raise InputError(f"--epochs must be at least 1 (got {self.train.epochs})")
         if self.train.pixel_stride < 1 or self.train.batch_frames < 1:
             raise InputError("pixel stride and batch size must be at least 1")
+        if self.keyframes.mode not in ("intra", "predicted"):
+            raise InputError(f"unknown key-frame mode {self.keyframes.mode!r}; use intra or predicted")
+        if not 1 <= self.keyframes.random_access <= 10000:
+            raise InputError("--random-access must be between 1 and 10000 GOPs")
+        if self.field.quant_bits is not None and not 2 <= self.field.quant_bits <= 16:
+            raise InputError(f"--quant-bits must be between 2 and 16 (got {self.field.quant_bits})")
+        if self.field.size_bits is not None and not 0.5 <= self.field.size_bits <= 32:
+            raise InputError(f"size bits must be between 0.5 and 32 (got {self.field.size_bits:g})")
+        if not 0 <= self.train.qat_start <= 1:
+            raise InputError("qat_start must be in [0, 1]")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise InputError(f"unknown device {self.device!r}; use auto, cpu or cuda")
 

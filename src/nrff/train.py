@@ -78,9 +78,11 @@ class Trainer:
         lr: float,
         amp: bool,
         video_max_count: int | None = None,
+        quant_bits: int | None = None,
     ):
         """``video_max_count``: trainable frames of the longest GOP of the whole video, which
-        fixes the batch and epoch length for every chunk (default: this chunk's)."""
+        fixes the batch and epoch length for every chunk (default: this chunk's).
+        ``quant_bits``: fine-tune on the quantisation grid from ``cfg.qat_start`` on."""
         self.model, self.method, self.data, self.cfg, self.lr = model, method, data, cfg, lr
         device = data.frames.device
         self.device = device
@@ -113,6 +115,8 @@ class Trainer:
         self.best_psnr = torch.full((G,), -math.inf, device=device)
         self.snapshot = [p.detach().clone() for p in self.params + self.optimizer.state()]
         self.step = 0
+        self.quant_bits = quant_bits
+        self.qat_from = int(cfg.qat_start * self.total_steps) if quant_bits else None
         self.report = TrainReport()
         self.chain: torch.Tensor | None = None
         self._window = torch.zeros(G, device=device)
@@ -171,7 +175,16 @@ class Trainer:
         pred = reconstruct(self.method, raw, self._sampler(frames, cols.float(), rows.float())).clamp(0, 1)
         return (pred - target).pow(2).mean(dim=(1, 2, 3, 4))
 
+    def _set_quantization(self) -> None:
+        active = self.qat_from is not None and self.step >= self.qat_from
+        bits = self.quant_bits if active else None
+        for net in self.model.nets:
+            net.quant_bits = bits
+        if active and self.step == self.qat_from:  # the guard re-baselines on the quantised model
+            self.best_psnr.fill_(-math.inf)
+
     def train_step(self) -> None:
+        self._set_quantization()
         if self.method.references == "single" and (self.chain is None or self.step % self.cfg.refresh_every == 0):
             self._refresh_chain()
         loss = self._loss()

@@ -1,4 +1,4 @@
-"""The ``.nrff`` container (format version 1).
+"""The ``.nrff`` container (format versions 1 and 2; see docs/bitstream.md).
 
 A file is ``b"NRFF"``, a version byte, then sections. A section is a 4-byte
 ASCII tag, a little-endian u32 payload length, the payload, and a CRC-32 of
@@ -6,16 +6,21 @@ tag + length + payload::
 
     HEAD            global header (below)
     KEYF  (per GOP) u32 GOP index, then the key frame's raw codec bytes
+    KSEG            (v2, predicted key frames) u32 first GOP, u32 count, then one
+                    codec stream holding the key frames of ``count`` GOPs, which
+                    starts with an IDR picture: a random-access point
     NETW  (per GOP) u32 GOP index, then the GOP's weights (see codec.weights)
     END             empty; its presence proves the file is complete
 
-KEYF/NETW come GOP by GOP in order; GOPs without a key frame (siren) or
-without a network (a one-frame GOP) have no such section. HEAD holds::
+Key-frame and network sections come GOP by GOP in order; GOPs without a key
+frame (siren) or without a network (a one-frame GOP) have no such section.
+HEAD holds::
 
     u32 frames  u32 width  u32 height  u32 fps_num  u32 fps_den
     u8 method  u8 flags(bit 0: split)  u16 gop_length  u8 hidden_layers  u8 reuse
     u8 freq_t  u8 freq_y  u8 freq_x  u8 weight_format
     u8 keyframe_codec  u8 keyframe_pix_fmt  u16 keyframe_crf*100
+    (v2 only) u8 quant_bits  u8 keyframe_mode  u16 random_access
     u32 gops, then per GOP: u32 length  u16 key  u16 width
 
 Parsing is defensive: every count, size and shape is checked against the
@@ -32,14 +37,16 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from nrff.codec.keyframes import KEYFRAME_CODEC_IDS, PIX_FMT_IDS
-from nrff.codec.weights import WEIGHT_FORMATS
+from nrff.codec.weights import FP16, QUANTIZED, WEIGHT_FORMATS, fp16_bytes, quantized_side_bytes
 from nrff.errors import BitstreamError
 from nrff.fields.encoding import PositionalEncoding, frequency_count
 from nrff.fields.models import METHOD_BY_ID, METHODS, FieldShape
+from nrff.quant import MAX_BITS, MIN_BITS
 
 MAGIC = b"NRFF"
-VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+INTRA, PREDICTED = 0, 1  # key-frame modes
 
 # Limits checked before allocating anything.
 MAX_SIDE = 16384
@@ -51,7 +58,9 @@ MAX_HIDDEN = 8
 MAX_REUSE = 16
 MAX_FPS = 1000
 
-_HEAD = struct.Struct("<5I BBHBB BBBB BBH I")
+_HEAD_V1 = struct.Struct("<5I BBHBB BBBB BBH I")
+_HEAD = struct.Struct("<5I BBHBB BBBB BBH BBH I")
+_HEADS = {1: _HEAD_V1, 2: _HEAD}
 _GOP = struct.Struct("<IHH")
 _SECTION = struct.Struct("<4sI")
 _CRC = struct.Struct("<I")
@@ -84,10 +93,19 @@ class Header:
     keyframe_pix_fmt: str | None
     keyframe_crf: float
     gops: tuple[GopEntry, ...]
+    quant_bits: int = 0  # weight format 1: bits of the quantisation grid
+    keyframe_mode: int = INTRA  # INTRA: one KEYF per GOP; PREDICTED: KSEG streams
+    random_access: int = 1  # PREDICTED: GOPs per KSEG stream (IDR every so many key frames)
 
     @property
     def field_shape(self) -> FieldShape:
         return FieldShape(self.method, self.split, self.encoding, self.hidden_layers, self.reuse)
+
+    @property
+    def segment_bounds(self) -> list[tuple[int, int]]:
+        """PREDICTED mode: (first GOP, count) of each key-frame stream."""
+        n = len(self.gops)
+        return [(g, min(self.random_access, n - g)) for g in range(0, n, self.random_access)]
 
     def pack(self) -> bytes:
         flags = 1 if self.split else 0
@@ -98,6 +116,7 @@ class Header:
             KEYFRAME_CODEC_IDS.get(self.keyframe_codec, 0) if self.keyframe_codec else 0,
             PIX_FMT_IDS.get(self.keyframe_pix_fmt, 0) if self.keyframe_pix_fmt else 0,
             int(round(self.keyframe_crf * 100)),
+            self.quant_bits, self.keyframe_mode, self.random_access,
             len(self.gops),
         )
         return head + b"".join(_GOP.pack(g.length, g.key, g.width) for g in self.gops)
@@ -106,14 +125,18 @@ class Header:
 @dataclass
 class Bitstream:
     header: Header
-    keyframes: dict[int, bytes] = field(default_factory=dict)  # GOP index -> codec bytes
+    keyframes: dict[int, bytes] = field(default_factory=dict)  # GOP index -> codec bytes (intra mode)
     weights: dict[int, bytes] = field(default_factory=dict)  # GOP index -> packed weights
+    segments: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # first GOP -> (GOPs, stream)
 
     def to_bytes(self) -> bytes:
         parts = [MAGIC, bytes([VERSION]), _section(b"HEAD", self.header.pack())]
         for g in range(len(self.header.gops)):
             if g in self.keyframes:
                 parts.append(_section(b"KEYF", struct.pack("<I", g) + self.keyframes[g]))
+            if g in self.segments:
+                count, data = self.segments[g]
+                parts.append(_section(b"KSEG", struct.pack("<II", g, count) + data))
             if g in self.weights:
                 parts.append(_section(b"NETW", struct.pack("<I", g) + self.weights[g]))
         parts.append(_section(b"END ", b""))
@@ -137,11 +160,18 @@ def _fail(msg: str):
     raise BitstreamError(msg)
 
 
-def parse_header(payload: bytes) -> Header:
-    if len(payload) < _HEAD.size:
-        _fail(f"HEAD section is {len(payload)} bytes, shorter than the {_HEAD.size} a header needs")
-    (frames, width, height, fps_num, fps_den, method_id, flags, gop_length, hidden, reuse,
-     ft, fy, fx, weight_format, kf_codec, kf_pix, kf_crf, n_gops) = _HEAD.unpack_from(payload)
+def parse_header(payload: bytes, version: int = VERSION) -> Header:
+    head = _HEADS[version]
+    if len(payload) < head.size:
+        _fail(f"HEAD section is {len(payload)} bytes, shorter than the {head.size} a header needs")
+    if version == 1:
+        (frames, width, height, fps_num, fps_den, method_id, flags, gop_length, hidden, reuse,
+         ft, fy, fx, weight_format, kf_codec, kf_pix, kf_crf, n_gops) = head.unpack_from(payload)
+        quant_bits, kf_mode, random_access = 0, INTRA, 1
+    else:
+        (frames, width, height, fps_num, fps_den, method_id, flags, gop_length, hidden, reuse,
+         ft, fy, fx, weight_format, kf_codec, kf_pix, kf_crf, quant_bits, kf_mode, random_access,
+         n_gops) = head.unpack_from(payload)
     if not 1 <= width <= MAX_SIDE or not 1 <= height <= MAX_SIDE or width * height > MAX_PIXELS:
         _fail(f"declared frame size {width}x{height} is outside the supported range (at most {MAX_SIDE} per side)")
     if not 1 <= frames <= MAX_FRAMES:
@@ -163,8 +193,16 @@ def parse_header(payload: bytes) -> Header:
     expected_freqs = (frequency_count(gop_length), frequency_count(height), frequency_count(width))
     if (ft, fy, fx) != expected_freqs:
         _fail(f"encoding frequencies {(ft, fy, fx)} do not match the declared sizes (expected {expected_freqs})")
-    if weight_format not in WEIGHT_FORMATS:
+    if weight_format not in WEIGHT_FORMATS or (version == 1 and weight_format != FP16):
         _fail(f"unknown weight format {weight_format}")
+    if weight_format == QUANTIZED and not MIN_BITS <= quant_bits <= MAX_BITS:
+        _fail(f"quantisation to {quant_bits} bits is outside {MIN_BITS}..{MAX_BITS}")
+    if weight_format == FP16 and quant_bits:
+        _fail("fp16 weights declare quantisation bits")
+    if kf_mode not in (INTRA, PREDICTED) or (kf_mode == PREDICTED and not method.uses_keyframes):
+        _fail(f"unknown key-frame mode {kf_mode}")
+    if not 1 <= random_access <= MAX_FRAMES:
+        _fail(f"random-access interval {random_access} is invalid")
     if method.uses_keyframes:
         if kf_codec not in KEYFRAME_CODEC_NAMES:
             _fail(f"unknown key-frame codec id {kf_codec}")
@@ -174,13 +212,13 @@ def parse_header(payload: bytes) -> Header:
         _fail(f"method {method.name} has no key frames but the header names a key-frame codec")
     if not 1 <= n_gops <= frames:
         _fail(f"declared GOP count {n_gops} is outside 1..{frames}")
-    expected_len = _HEAD.size + n_gops * _GOP.size
+    expected_len = head.size + n_gops * _GOP.size
     if len(payload) != expected_len:
         _fail(f"HEAD section is {len(payload)} bytes but {n_gops} GOPs need {expected_len}")
     gops = []
     total = 0
     for i in range(n_gops):
-        length, key, net_width = _GOP.unpack_from(payload, _HEAD.size + i * _GOP.size)
+        length, key, net_width = _GOP.unpack_from(payload, head.size + i * _GOP.size)
         if not 1 <= length <= MAX_GOP_LENGTH:
             _fail(f"GOP {i} declares {length} frames (1..{MAX_GOP_LENGTH} allowed)")
         if key >= length:
@@ -202,7 +240,8 @@ def parse_header(payload: bytes) -> Header:
         encoding=PositionalEncoding((ft, fy, fx)), weight_format=weight_format,
         keyframe_codec=KEYFRAME_CODEC_NAMES.get(kf_codec) if method.uses_keyframes else None,
         keyframe_pix_fmt=PIX_FMT_NAMES.get(kf_pix) if method.uses_keyframes else None,
-        keyframe_crf=kf_crf / 100, gops=tuple(gops),
+        keyframe_crf=kf_crf / 100, gops=tuple(gops), quant_bits=quant_bits, keyframe_mode=kf_mode,
+        random_access=random_access,
     )
 
 
@@ -231,14 +270,13 @@ def iter_sections(data: bytes):
             name = tag.decode("ascii")
         except UnicodeDecodeError:
             name = repr(tag)
-        gop = struct.unpack_from("<I", payload)[0] if tag in (b"KEYF", b"NETW") and length >= 4 else None
+        gop = struct.unpack_from("<I", payload)[0] if tag in (b"KEYF", b"KSEG", b"NETW") and length >= 4 else None
         yield tag, payload, SectionInfo(name, pos, end - pos, gop)
         pos = end
 
 
 def read_bitstream(data: bytes) -> tuple[Bitstream, list[SectionInfo]]:
     """Parse and validate a whole file. Raises BitstreamError on any defect."""
-    from nrff.codec.weights import fp16_bytes
 
     sections = iter_sections(data)
     header: Header | None = None
@@ -253,8 +291,9 @@ def read_bitstream(data: bytes) -> tuple[Bitstream, list[SectionInfo]]:
         if header is None:
             if tag != b"HEAD":
                 _fail(f"the first section is {info.tag!r}, expected HEAD")
-            header = parse_header(payload)
+            header = parse_header(payload, data[4])
             stream = Bitstream(header)
+            next_segment = 0
             continue
         if tag == b"HEAD":
             _fail("duplicate HEAD section")
@@ -263,7 +302,7 @@ def read_bitstream(data: bytes) -> tuple[Bitstream, list[SectionInfo]]:
                 _fail("END section is not empty")
             ended = True
             continue
-        if tag not in (b"KEYF", b"NETW"):
+        if tag not in (b"KEYF", b"KSEG", b"NETW") or (tag == b"KSEG" and data[4] < 2):
             _fail(f"unknown section {info.tag!r} at byte {info.offset}")
         if len(payload) < 4:
             _fail(f"{info.tag} section too short")
@@ -274,9 +313,22 @@ def read_bitstream(data: bytes) -> tuple[Bitstream, list[SectionInfo]]:
             _fail(f"{info.tag} section for GOP {g} is out of order")
         last_gop = g
         body = payload[4:]
+        if tag == b"KSEG":
+            if header.keyframe_mode != PREDICTED:
+                _fail("a key-frame stream section in a file with intra key frames")
+            if len(payload) < 9:
+                _fail("KSEG section too short")
+            count = struct.unpack_from("<I", payload, 4)[0]
+            if g != next_segment:
+                _fail(f"key-frame stream starts at GOP {g}, expected GOP {next_segment}")
+            if not 1 <= count <= header.random_access or g + count > len(header.gops):
+                _fail(f"key-frame stream of GOPs {g}..{g + count - 1} does not fit the header")
+            stream.segments[g] = (count, payload[8:])
+            next_segment = g + count
+            continue
         if tag == b"KEYF":
-            if not METHODS[header.method].uses_keyframes:
-                _fail(f"method {header.method} has no key frames but the file holds one")
+            if not METHODS[header.method].uses_keyframes or header.keyframe_mode != INTRA:
+                _fail(f"a KEYF section in a {header.method} file without intra key frames")
             if g in stream.keyframes:
                 _fail(f"duplicate key frame for GOP {g}")
             if not body:
@@ -286,16 +338,23 @@ def read_bitstream(data: bytes) -> tuple[Bitstream, list[SectionInfo]]:
             if g in stream.weights:
                 _fail(f"duplicate network for GOP {g}")
             width = header.gops[g].width
-            expected = fp16_bytes(header.field_shape.shapes(width))
-            if len(body) != expected:
-                _fail(f"network of GOP {g} holds {len(body)} bytes, width {width} needs {expected}")
+            shapes = header.field_shape.shapes(width)
+            if header.weight_format == FP16 and len(body) != fp16_bytes(shapes):
+                _fail(f"network of GOP {g} holds {len(body)} bytes, width {width} needs {fp16_bytes(shapes)}")
+            if header.weight_format == QUANTIZED:
+                side = quantized_side_bytes(shapes)
+                if len(body) < side or (len(body) - side) % 4:
+                    _fail(f"network of GOP {g} holds {len(body)} bytes, which does not fit width {width}")
             stream.weights[g] = body
     if header is None:
         _fail("the file has no sections")
     if not ended:
         _fail("the file ends without an END section (truncated)")
+    uses_keyframes = METHODS[header.method].uses_keyframes
+    if uses_keyframes and header.keyframe_mode == PREDICTED and next_segment != len(header.gops):
+        _fail(f"key-frame streams cover {next_segment} of {len(header.gops)} GOPs")
     for g, entry in enumerate(header.gops):
-        if METHODS[header.method].uses_keyframes and g not in stream.keyframes:
+        if uses_keyframes and header.keyframe_mode == INTRA and g not in stream.keyframes:
             _fail(f"GOP {g} has no key frame")
         if entry.width > 0 and g not in stream.weights:
             _fail(f"GOP {g} has no network section")

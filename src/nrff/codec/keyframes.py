@@ -80,3 +80,49 @@ def decode_intra(data: bytes, codec: str, width: int, height: int) -> np.ndarray
 # One-byte ids used in the bitstream header. Never renumber: files depend on them.
 KEYFRAME_CODEC_IDS = {"x264": 1, "x265": 2}
 PIX_FMT_IDS = {"yuv444p": 1, "yuv420p": 2}
+
+
+@dataclass(frozen=True)
+class KeyframeSegment:
+    """Key frames of ``count`` consecutive GOPs coded as one predicted stream (IDR first)."""
+
+    first: int
+    count: int
+    data: bytes
+    frame_bytes: tuple[int, ...]  # bytes of each key frame's access unit (the IDR carries SPS/PPS)
+
+
+def encode_keyframe_segments(frames: list[np.ndarray], codec: H26xIntra, interval: int) -> list[KeyframeSegment]:
+    """Code consecutive key frames as P-frame streams of ``interval`` pictures each.
+
+    Key frames are only a GOP apart, so predicting each from the previous one
+    costs far fewer bytes than coding each alone; every stream starts with an
+    IDR picture, so decoding can start at any ``interval``-th GOP.
+    """
+    height, width = frames[0].shape[:2]
+    out = []
+    for first in range(0, len(frames), interval):
+        chunk = frames[first : first + interval]
+        settings = H26xSettings(codec=codec.codec, crf=codec.crf, preset=codec.preset, pix_fmt=codec.pix_fmt,
+                                gop=max(interval, 2), bframes=False)
+        packets = encode_frames(chunk, settings, width, height)
+        if len(packets) != len(chunk):  # pragma: no cover - low-delay streams have one packet per picture
+            raise RuntimeError("unexpected packetisation of the key-frame stream")
+        out.append(KeyframeSegment(first, len(chunk), b"".join(packets), tuple(len(p) for p in packets)))
+    return out
+
+
+def decode_keyframe_segment(data: bytes, codec: str, count: int, width: int, height: int) -> list[np.ndarray]:
+    """Decode one predicted key-frame stream; anything but ``count`` pictures of the size is a BitstreamError."""
+    if codec not in CODECS:
+        raise BitstreamError(f"unknown key-frame codec {codec!r}")
+    try:
+        frames = list(decode_annexb(data, codec))
+    except (av.FFmpegError, ValueError) as exc:
+        raise BitstreamError(f"key-frame stream does not decode as {codec}: {exc}") from None
+    if len(frames) != count:
+        raise BitstreamError(f"key-frame stream holds {len(frames)} pictures instead of {count}")
+    for frame in frames:
+        if (frame.width, frame.height) != (width, height):
+            raise BitstreamError(f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}")
+    return [frame_to_rgb(f, trust_tags=False) for f in frames]

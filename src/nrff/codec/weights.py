@@ -1,8 +1,16 @@
 """Network weights <-> bytes.
 
-Format 0 (bitstream v1): every tensor as IEEE fp16, little-endian, in the
-order and shapes the field's layout defines; nothing else (shapes follow from
-the header). Non-finite values are refused on both sides.
+Format 0 (fp16): every tensor as IEEE fp16, little-endian, in the order and
+shapes the field's layout defines; nothing else (shapes follow from the
+header). Non-finite values are refused on both sides.
+
+Format 1 (quantised, entropy-coded): every tensor with more than one element
+is quantised on its own uniform grid (see :mod:`nrff.quant`) and its integer
+symbols are entropy-coded with a quantised Laplace model (zero mean, scale
+fitted to the symbols) by constriction's ANS coder; one code stream per GOP.
+Layout: for each quantised tensor ``f16 step, f16 laplace_scale``; for each
+scalar ``f16 value``; then the ANS words (u32). The side information is 4
+bytes per tensor.
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ import torch
 from nrff.errors import BitstreamError
 
 FP16 = 0
-WEIGHT_FORMATS = {FP16: "fp16"}
+QUANTIZED = 1
+WEIGHT_FORMATS = {FP16: "fp16", QUANTIZED: "quantised + entropy-coded"}
+MIN_SCALE = 0.05  # in symbols: keeps the Laplace model proper for all-zero tensors
 
 
 def pack_fp16(tensors: Sequence[torch.Tensor]) -> bytes:
@@ -51,3 +61,82 @@ def unpack_fp16(data: bytes, shapes: Sequence[tuple[int, ...]]) -> list[torch.Te
 def round_to_fp16(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """What the decoder will see: the tensors rounded through fp16."""
     return [t.detach().half().float() for t in tensors]
+
+
+def _laplace(bits: int, scale: float):
+    import constriction
+
+    from nrff.quant import levels
+
+    L = levels(bits)
+    return constriction.stream.model.QuantizedLaplace(-L, L, 0.0, scale)
+
+
+def pack_quantized(tensors: Sequence[torch.Tensor], bits: int) -> bytes:
+    """Quantise and entropy-code one GOP's tensors (format 1)."""
+    import constriction
+
+    from nrff.quant import quantize
+
+    side = []
+    coded: list[tuple[np.ndarray, float]] = []
+    for t in tensors:
+        if t.numel() == 1:
+            value = np.float16(float(t.reshape(())))
+            if not np.isfinite(value):
+                raise ValueError("network weights are not finite in fp16")
+            side.append(value.astype("<f2").tobytes())
+            continue
+        q, step = quantize(t, bits)
+        symbols = q.reshape(-1).numpy().astype(np.int32)
+        scale = float(np.float16(max(float(np.mean(np.abs(symbols))), MIN_SCALE)))
+        side.append(np.array([step, scale], dtype="<f2").tobytes())
+        coded.append((symbols, scale))
+    encoder = constriction.stream.stack.AnsCoder()
+    for symbols, scale in reversed(coded):
+        encoder.encode_reverse(symbols, _laplace(bits, scale))
+    words = encoder.get_compressed().astype("<u4")
+    return b"".join(side) + words.tobytes()
+
+
+def quantized_side_bytes(shapes: Sequence[tuple[int, ...]]) -> int:
+    return sum(2 if math.prod(s) == 1 else 4 for s in shapes)
+
+
+def unpack_quantized(data: bytes, shapes: Sequence[tuple[int, ...]], bits: int) -> list[torch.Tensor]:
+    """Decode format 1; any inconsistency raises BitstreamError."""
+    import constriction
+
+    side = quantized_side_bytes(shapes)
+    if len(data) < side or (len(data) - side) % 4:
+        raise BitstreamError(f"quantised weights hold {len(data)} bytes, which does not fit {len(shapes)} tensors")
+    words = np.frombuffer(data, dtype="<u4", offset=side).astype(np.uint32)
+    try:
+        decoder = constriction.stream.stack.AnsCoder(words) if words.size else None
+    except ValueError as exc:
+        raise BitstreamError(f"corrupt entropy-coded weights ({exc})") from None
+    out, pos = [], 0
+    for shape in shapes:
+        n = math.prod(shape)
+        if n == 1:
+            value = np.frombuffer(data, dtype="<f2", count=1, offset=pos).astype(np.float32)
+            pos += 2
+            if not np.isfinite(value).all():
+                raise BitstreamError("network weights contain non-finite values")
+            out.append(torch.from_numpy(value.reshape(shape).copy()))
+            continue
+        step, scale = np.frombuffer(data, dtype="<f2", count=2, offset=pos).astype(np.float64)
+        pos += 4
+        if not (np.isfinite(step) and np.isfinite(scale) and step > 0 and scale > 0):
+            raise BitstreamError(f"invalid quantisation parameters (step {step}, scale {scale})")
+        if decoder is None:
+            raise BitstreamError("entropy-coded weights are missing")
+        try:
+            symbols = decoder.decode(_laplace(bits, float(scale)), n)
+        except (ValueError, RuntimeError, AssertionError) as exc:
+            raise BitstreamError(f"corrupt entropy-coded weights ({exc})") from None
+        values = symbols.astype(np.float32) * np.float32(step)
+        out.append(torch.from_numpy(values.reshape(shape)))
+    if decoder is not None and not decoder.is_empty():
+        raise BitstreamError("entropy-coded weights have data left over")
+    return out

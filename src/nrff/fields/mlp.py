@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from nrff.fields.encoding import PositionalEncoding
+from nrff.quant import fake_quantize
 
 
 def _uniform(shape: Sequence[int], bound: float, generator: torch.Generator) -> torch.Tensor:
@@ -42,9 +43,14 @@ def gop_generators(seed: int, gop_indices: Sequence[int], salt: int) -> list[tor
 
 
 class BatchedField(nn.Module):
-    """Common machinery: widths, masks, export/import of one GOP's active weights."""
+    """Common machinery: widths, masks, export/import of one GOP's active weights,
+    and fake quantisation of the weight tensors (set ``quant_bits`` to train with it)."""
 
     widths: list[int]
+    quant_bits: int | None = None
+
+    def _w(self, param: torch.Tensor) -> torch.Tensor:
+        return param if self.quant_bits is None else fake_quantize(param, self.quant_bits)
 
     def _set_widths(self, widths: Sequence[int]) -> int:
         self.widths = [int(w) for w in widths]
@@ -180,14 +186,14 @@ class SwishField(BatchedField):
             for axis, coords in enumerate((t, y, x)):
                 feats = self.encoding.features(axis, coords)  # [G, n, F] fp32
                 rows = self._rows[axis].to(self.w_in.device)
-                weight = self.w_in.float().index_select(1, rows)  # [G, F, W]
+                weight = self._w(self.w_in).float().index_select(1, rows)  # [G, F, W]
                 parts.append(torch.matmul(feats, weight))
         pt, py, px = parts
         return (
             pt[:, :, None, None, :]
             + py[:, None, :, None, :]
             + px[:, None, None, :, :]
-            + self.b_in[:, :, None, None, :]
+            + self._w(self.b_in)[:, :, None, None, :]
         )
 
     def forward(self, t: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -196,8 +202,8 @@ class SwishField(BatchedField):
         h = self._masked(self.act_in(h.reshape(G, -1, W)))
         for i in range(self.hidden_layers):
             for _ in range(self.reuse):
-                h = self._masked(self.act_hidden[i](torch.baddbmm(self.b_hidden[i], h, self.w_hidden[i])))
-        return torch.baddbmm(self.b_out, h, self.w_out)
+                h = self._masked(self.act_hidden[i](torch.baddbmm(self._w(self.b_hidden[i]), h, self._w(self.w_hidden[i]))))
+        return torch.baddbmm(self._w(self.b_out), h, self._w(self.w_out))
 
 
 class SirenField(BatchedField):
@@ -256,13 +262,13 @@ class SirenField(BatchedField):
 
     def forward(self, t: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(t.device.type, enabled=False):
-            w_in = self.w_in.float()
+            w_in = self._w(self.w_in).float()
             pt = t.float().unsqueeze(-1) * w_in[:, 0:1, :]  # [G, B, W]
             py = y.float().unsqueeze(-1) * w_in[:, 1:2, :]
             px = x.float().unsqueeze(-1) * w_in[:, 2:3, :]
-            h = pt[:, :, None, None, :] + py[:, None, :, None, :] + px[:, None, None, :, :] + self.b_in[:, :, None, None, :]
+            h = pt[:, :, None, None, :] + py[:, None, :, None, :] + px[:, None, None, :, :] + self._w(self.b_in)[:, :, None, None, :]
             G, W = h.shape[0], h.shape[-1]
             h = self._masked(torch.sin(self.omega * h.reshape(G, -1, W)))
         for i in range(self.hidden_layers):
-            h = self._masked(torch.sin(self.omega * torch.baddbmm(self.b_hidden[i], h, self.w_hidden[i])))
-        return torch.baddbmm(self.b_out, h, self.w_out)
+            h = self._masked(torch.sin(self.omega * torch.baddbmm(self._w(self.b_hidden[i]), h, self._w(self.w_hidden[i]))))
+        return torch.baddbmm(self._w(self.b_out), h, self._w(self.w_out))

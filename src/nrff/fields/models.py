@@ -111,11 +111,12 @@ class FieldShape:
         """Parameters of all networks of one GOP at ``width``."""
         return int(sum(math.prod(s) for s in self.shapes(width)))
 
-    def width_for_bytes(self, budget_bytes: float, max_width: int = 1024) -> int:
-        """The even width whose fp16 parameters come closest to ``budget_bytes`` (at least 2)."""
+    def width_for_bytes(self, budget_bytes: float, bytes_per_param: float = BYTES_PER_PARAM, max_width: int = 1024) -> int:
+        """The even width whose parameters (at ``bytes_per_param``, 2 for fp16) come closest to
+        ``budget_bytes`` (at least 2)."""
         best, best_err = 2, float("inf")
         for w in range(2, max_width + 1, 2):
-            size = self.param_count(w) * BYTES_PER_PARAM
+            size = self.param_count(w) * bytes_per_param
             err = abs(size - budget_bytes)
             if err < best_err:
                 best, best_err = w, err
