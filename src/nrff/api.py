@@ -25,7 +25,7 @@ import torch
 from nrff import __version__
 from nrff.codec.bitstream import INTRA, PREDICTED, Bitstream, GopEntry, Header, SectionInfo, read_bitstream
 from nrff.codec.keyframes import H26xIntra, decode_intra, decode_keyframe_segment, encode_keyframe_segments
-from nrff.codec.weights import FP16, QUANTIZED, pack_fp16, pack_quantized, unpack_fp16, unpack_quantized
+from nrff.codec.weights import FP16, QUANTIZED, pack_fp16, pack_quantized, quantized_side_bytes, unpack_fp16, unpack_quantized
 from nrff.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from nrff.config import EncodeConfig
 from nrff.distributed import Distributed
@@ -128,51 +128,88 @@ def _keyframe_codec(config: EncodeConfig) -> H26xIntra:
     return H26xIntra(codec=k.codec, crf=k.crf, pix_fmt=k.pix_fmt, preset=k.preset)
 
 
-def _overhead_bytes(gops: int, keyframes: bool) -> int:
-    """Container bytes besides key frames and weights (for sizing SIREN to a target bpp)."""
-    from nrff.codec.bitstream import _CRC, _GOP, _HEAD, _SECTION
+def network_size_model(config: EncodeConfig, shape: FieldShape):
+    """Expected stored bytes of one GOP's networks at a width (exact for fp16, an estimate
+    for entropy-coded weights: the side information plus ``size_bits`` per parameter)."""
+    per_param = config.field.bytes_per_param
+    if config.field.quant_bits is None:
+        return lambda w: shape.param_count(w) * per_param
+    return lambda w: 0 if w == 0 else quantized_side_bytes(shape.shapes(w)) + shape.param_count(w) * per_param
 
-    section = _SECTION.size + _CRC.size
-    head = 5 + section + _HEAD.size + gops * _GOP.size
-    per_gop = (section + 4) * (2 if keyframes else 1)
-    return head + gops * per_gop + section
+
+def _fill_widths(size_of, shares: list[float], budget: float, minimum: int = 1) -> list[int]:
+    """Largest widths within each share, then grow one unit at a time while the total
+    stays within ``budget``, so the file lands just under its target."""
+    widths = []
+    for share in shares:
+        w = minimum
+        while size_of(w + 1) <= share:
+            w += 1
+        widths.append(w)
+    total = sum(size_of(w) for w in widths)
+    grew = True
+    while grew:
+        grew = False
+        for i in range(len(widths)):
+            extra = size_of(widths[i] + 1) - size_of(widths[i])
+            if total + extra <= budget:
+                widths[i] += 1
+                total += extra
+                grew = True
+    return widths
 
 
 def network_widths(
     config: EncodeConfig, shape: FieldShape, gops: Sequence[Gop], key_bytes: dict[int, int], info_pixels: int, frames: int
 ) -> list[int]:
-    """Per-GOP network width: fp16 weights ~ ratio x key-frame bytes (or the SIREN bpp budget)."""
+    """Per-GOP network width.
+
+    * key-frame methods: stored network bytes ~ ``ratio`` x the GOP's key-frame bytes
+      (the paper's rule, even widths); with ``target_bpp``, the bytes left after the
+      key frames and the container, shared in proportion to the key-frame bytes;
+    * SIREN: the ``target_bpp`` budget shared in proportion to the GOP lengths.
+    """
     spec = shape.spec
-    widths = []
+    size_of = network_size_model(config, shape)
+    target = config.field.target_bpp
+    trained = [g for g in gops if g.length > 1 or not spec.uses_keyframes]
+    if spec.uses_keyframes and target is None:
+        per_param = config.field.bytes_per_param
+        widths = {}
+        for gop in trained:
+            budget = config.field.ratio * key_bytes[gop.index]
+            widths[gop.index] = shape.width_for_bytes(budget, per_param) if config.field.quant_bits is None else \
+                min(range(2, 1025, 2), key=lambda w: abs(size_of(w) - budget))
+        return [widths.get(g.index, 0) for g in gops]
+    total = target * frames * info_pixels / 8 - container_bytes(config, len(gops))
     if spec.uses_keyframes:
-        for gop in gops:
-            if gop.length == 1:
-                widths.append(0)
-            else:
-                widths.append(shape.width_for_bytes(config.field.ratio * key_bytes[gop.index], config.field.bytes_per_param))
-        return widths
-    budget = config.field.target_bpp * frames * info_pixels / 8 - _overhead_bytes(len(gops), False)
-    per_param = config.field.bytes_per_param
-    unit = shape.param_count(1) * per_param
-    if budget < unit * len(gops):
-        raise InputError(f"--target-bpp {config.field.target_bpp:g} leaves no room for networks")
-    # Largest widths within each GOP's share, then spend what is left one unit at a
-    # time, so the whole file lands just under the target.
-    size = lambda w: shape.param_count(w) * per_param  # noqa: E731
-    for gop in gops:
-        share = budget * gop.length / frames
-        w = 1
-        while size(w + 1) <= share:
-            w += 1
-        widths.append(w)
-    grew = True
-    while grew:
-        grew = False
-        for i in range(len(widths)):
-            if sum(size(w) for w in widths) - size(widths[i]) + size(widths[i] + 1) <= budget:
-                widths[i] += 1
-                grew = True
-    return widths
+        total -= sum(key_bytes.values())
+        weight = {g.index: key_bytes[g.index] for g in trained}
+    else:
+        weight = {g.index: g.length for g in trained}
+    if not trained:
+        return [0] * len(gops)
+    if total < size_of(2) * len(trained):
+        raise InputError(f"--target-bpp {target:g} leaves no room for networks")
+    norm = sum(weight.values())
+    fitted = _fill_widths(size_of, [total * weight[g.index] / norm for g in trained], total, minimum=2 if spec.uses_keyframes else 1)
+    widths = dict(zip((g.index for g in trained), fitted))
+    return [widths.get(g.index, 0) for g in gops]
+
+
+def container_bytes(config: EncodeConfig, gops: int) -> int:
+    """Bytes of the container itself: preamble, header, section framing."""
+    from nrff.codec.bitstream import _CRC, _GOP, _HEAD, _SECTION
+
+    section = _SECTION.size + _CRC.size
+    total = 5 + section + _HEAD.size + gops * _GOP.size + section  # preamble, HEAD, END
+    total += gops * (section + 4)  # NETW
+    if get_method(config.field.method).uses_keyframes:
+        if config.keyframes.mode == "intra":
+            total += gops * (section + 4)
+        else:
+            total += -(-gops // config.keyframes.random_access) * (section + 8)
+    return total
 
 
 @dataclass
@@ -186,10 +223,13 @@ class CodedKeyframes:
     sizes: dict[int, int] = field(default_factory=dict)
 
 
-def _code_keyframes(config: EncodeConfig, video: VideoReader, gops: Sequence[Gop], reporter: Reporter) -> CodedKeyframes:
+def _code_keyframes(
+    config: EncodeConfig, video: VideoReader, gops: Sequence[Gop], reporter: Reporter,
+    originals: dict[int, np.ndarray] | None = None,
+) -> CodedKeyframes:
     kf_codec = _keyframe_codec(config)
     info = video.info
-    originals = _read_keyframes(video, gops)
+    originals = originals if originals is not None else _read_keyframes(video, gops)
     out = CodedKeyframes()
     with reporter.task("key frames", len(gops)) as update:
         if config.keyframes.mode == "intra":
@@ -210,6 +250,47 @@ def _code_keyframes(config: EncodeConfig, video: VideoReader, gops: Sequence[Gop
                     out.sizes[seg.first + j] = round(len(seg.data) / seg.count)
                 update(seg.first + seg.count)
     return out
+
+
+def rate_control(
+    config: EncodeConfig, video: VideoReader, gops: Sequence[Gop], reporter: Reporter
+) -> tuple[EncodeConfig, CodedKeyframes]:
+    """Choose the key-frame CRF for ``target_bpp``: the key frames take about
+    1 / (1 + ratio) of the bytes (a secant search on log-bytes over CRF; x264 and
+    x265 take fractional CRFs), and the networks are then sized to the exact
+    remainder (see :func:`network_widths`)."""
+    from dataclasses import replace
+
+    info = video.info
+    originals = _read_keyframes(video, gops)
+    target = config.field.target_bpp * info.frames * info.pixels / 8 - container_bytes(config, len(gops))
+    if target <= 0:
+        raise InputError(f"--target-bpp {config.field.target_bpp:g} is too low: the container alone needs more")
+    goal = target / (1 + config.field.ratio)
+    quiet = Reporter(False)
+    tried: dict[float, CodedKeyframes] = {}
+
+    def cost(crf: float) -> float:
+        crf = round(min(max(crf, 0.0), 51.0), 2)
+        if crf not in tried:
+            cfg = replace(config, keyframes=replace(config.keyframes, crf=crf))
+            tried[crf] = _code_keyframes(cfg, video, gops, quiet, originals)
+        return math.log(sum(tried[crf].sizes.values()) / goal)
+
+    with reporter.task("rate control", 8) as update:
+        a, b = config.keyframes.crf, config.keyframes.crf + 6
+        fa, fb = cost(a), cost(b)
+        for i in range(8):
+            update(i + 1)
+            if abs(fb) < 0.01 or fa == fb:
+                break
+            a, b, fa = b, round(min(max(b - fb * (b - a) / (fb - fa), 0.0), 51.0), 2), fb
+            fb = cost(b)
+        best = min(tried, key=lambda c: (abs(cost(c)), c))
+    if sum(tried[best].sizes.values()) >= target:
+        raise InputError(f"--target-bpp {config.field.target_bpp:g} is too low: the key frames alone need "
+                         f"{8 * sum(tried[best].sizes.values()) / (info.frames * info.pixels):.4f} bpp")
+    return replace(config, keyframes=replace(config.keyframes, crf=best)), tried[best]
 
 
 def _read_keyframes(video: VideoReader, gops: Sequence[Gop]) -> dict[int, np.ndarray]:
@@ -286,7 +367,13 @@ def encode(
     )
 
     # 1. key frames; the decoder's view of them is what the fields warp
-    keys = _code_keyframes(config, video, gops, reporter) if spec.uses_keyframes else CodedKeyframes()
+    if spec.uses_keyframes and config.field.target_bpp is not None:
+        config, keys = rate_control(config, video, gops, reporter)
+        kf_codec = _keyframe_codec(config)
+    elif spec.uses_keyframes:
+        keys = _code_keyframes(config, video, gops, reporter)
+    else:
+        keys = CodedKeyframes()
     key_images = keys.images
 
     # 2. network sizes from the budget

@@ -174,7 +174,7 @@ def compare(
 
 
 def _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp, keyframe_codec,
-                   keyframe_pix_fmt, lr):
+                   keyframe_pix_fmt, lr, quant_bits=None, keyframe_mode="intra", random_access=8, zero_output=False):
     from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, preset_train_config, with_overrides
     from nrff.fields.models import get_method
 
@@ -182,9 +182,11 @@ def _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed,
     train = with_overrides(preset_train_config(preset, method), epochs=epochs, seed=seed, lr=lr)
     config = EncodeConfig(
         gop=gop,
-        field=FieldConfig(method=method, split=split, ratio=ratio, target_bpp=target_bpp),
+        field=FieldConfig(method=method, split=split, ratio=ratio, target_bpp=target_bpp, quant_bits=quant_bits,
+                          zero_output=zero_output),
         train=train,
-        keyframes=KeyframeConfig(codec=keyframe_codec, crf=crf, pix_fmt=keyframe_pix_fmt),
+        keyframes=KeyframeConfig(codec=keyframe_codec, crf=crf, pix_fmt=keyframe_pix_fmt, mode=keyframe_mode,
+                                 random_access=random_access),
         device=device,
         preset=preset,
     )
@@ -205,11 +207,15 @@ def encode(
     preset: Annotated[str, typer.Option(help="paper (the paper's schedule) or fast.")] = "paper",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (same seed + device = same bytes).")] = 0,
-    target_bpp: Annotated[Optional[float], typer.Option("--target-bpp", help="siren: size the networks for this bpp.")] = None,
+    target_bpp: Annotated[Optional[float], typer.Option("--target-bpp", help="Land the file at this bpp (chooses the key-frame CRF and network sizes).")] = None,
     frames: Annotated[Optional[str], typer.Option(help="Frame range START:END (0-based, END exclusive).")] = None,
     size: Annotated[Optional[str], typer.Option(help="WxH of a raw .yuv input.")] = None,
     keyframe_codec: Annotated[str, typer.Option("--keyframe-codec", help="x264 or x265.")] = "x264",
     keyframe_pix_fmt: Annotated[str, typer.Option("--keyframe-pix-fmt", help="yuv444p or yuv420p.")] = "yuv444p",
+    keyframe_mode: Annotated[str, typer.Option("--keyframe-mode", help="intra (each key frame alone) or predicted (P-frames between key frames).")] = "intra",
+    random_access: Annotated[int, typer.Option("--random-access", help="predicted key frames: an IDR every N GOPs.")] = 8,
+    quant_bits: Annotated[Optional[int], typer.Option("--quant-bits", help="Quantise weights to K bits and entropy-code them (default: fp16).")] = None,
+    zero_output: Annotated[bool, typer.Option("--zero-output", help="Start the output layers at zero (not in the paper).")] = False,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the method's from the paper).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report here.")] = None,
     force: Annotated[bool, typer.Option(help="Replace existing outputs (and any stale checkpoint).")] = False,
@@ -223,7 +229,7 @@ def encode(
     from nrff.progress import Reporter
 
     config = _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp,
-                            keyframe_codec, keyframe_pix_fmt, lr)
+                            keyframe_codec, keyframe_pix_fmt, lr, quant_bits, keyframe_mode, random_access, zero_output)
     if report is not None:
         check_output(report, force)  # before any work
     quiet = quiet or os.environ.get("RANK", "0") != "0"  # torchrun: only rank 0 shows progress

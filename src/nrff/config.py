@@ -37,13 +37,13 @@ class FieldConfig:
     reuse: int = 2  # the hidden layer is applied this many times (shared weights)
     zero_output: bool = False  # start the output layer at zero (not in the paper)
     quant_bits: int | None = None  # None: fp16 weights; k: k-bit grid + entropy coding (bitstream v2)
-    size_bits: float | None = None  # bits per parameter assumed when sizing networks (default: 16 or k - 2)
+    size_bits: float | None = None  # bits per parameter assumed when sizing networks (default: 16 or k - 1)
 
     @property
     def bytes_per_param(self) -> float:
         if self.size_bits is not None:
             return self.size_bits / 8
-        return 2.0 if self.quant_bits is None else max(self.quant_bits - 2, 1) / 8
+        return 2.0 if self.quant_bits is None else max(self.quant_bits - 1, 1) / 8
 
 
 @dataclass(frozen=True)
