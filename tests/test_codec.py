@@ -16,7 +16,7 @@ from nrff.metrics import psnr
 from nrff.video import open_video
 
 NRFF = str(Path(sys.executable).with_name("nrff"))
-METHODS = [("nrff", True), ("nrff", False), ("nrff-single", False), ("siren", None)]
+METHODS = [("nrff", True), ("nrff", False), ("nrff-single", False), ("siren", None), ("nerv", None)]
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,8 @@ def clip(tmp_path_factory):
 def _config(method, split, epochs=20, **field):
     if method == "siren":
         field.setdefault("target_bpp", 1.0)
+    if method == "nerv":
+        field.setdefault("target_bpp", 6.0)  # the smallest NeRV needs ~8 KB
     return EncodeConfig(
         field=FieldConfig(method=method, split=split, **field),
         train=TrainConfig(epochs=epochs, pixel_stride=4, batch_frames=4 if method == "nrff-single" else 1, log_every=10),
@@ -74,7 +76,7 @@ def test_same_seed_same_bytes_and_decoding_is_repeatable(clip, tmp_path):
 
 def test_super_resolution_and_frame_rate_shapes(clip, tmp_path):
     folder, _ = clip
-    for method, split in (("nrff", True), ("nrff-single", False), ("siren", None)):
+    for method, split in (("nrff", True), ("nrff-single", False), ("siren", None), ("nerv", None)):
         encode(folder, tmp_path / f"{method}.nrff", _config(method, split, epochs=2))
         data = load(tmp_path / f"{method}.nrff")
         video = decode(data, scale=2, fps_factor=2)

@@ -26,14 +26,15 @@ COMBOS = [
     (method, split, bits, mode, codec)
     for method, split in (("nrff", True), ("nrff", False), ("nrff-single", False))
     for bits, mode, codec in itertools.product((None, 6), ("intra", "predicted"), ("x264", "x265"))
-] + [("siren", None, bits, "intra", "x264") for bits in (None, 6)]
+] + [(method, None, bits, "intra", "x264") for method in ("siren", "nerv") for bits in (None, 6)]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method,split,bits,mode,codec", COMBOS)
 def test_every_option_combination_round_trips(frames, tmp_path, method, split, bits, mode, codec):
     config = EncodeConfig(
-        field=FieldConfig(method=method, split=split, quant_bits=bits, target_bpp=1.0 if method == "siren" else None),
+        field=FieldConfig(method=method, split=split, quant_bits=bits,
+                          target_bpp={"siren": 1.0, "nerv": 2.0}.get(method)),
         train=TrainConfig(epochs=2, pixel_stride=8, batch_frames=4 if method == "nrff-single" else 1, log_every=4, qat_start=0.5),
         keyframes=KeyframeConfig(codec=codec, mode=mode, random_access=1),
         device="cpu",
@@ -43,11 +44,11 @@ def test_every_option_combination_round_trips(frames, tmp_path, method, split, b
     data = load(out)
     assert data[4] == 2 and result.bytes == len(data)
     desc = info(data)
-    assert desc["keyframe_codec"] == (None if method == "siren" else codec)
+    assert desc["keyframe_codec"] == (None if method in ("siren", "nerv") else codec)
     decoded = list(decode(data, device="cpu").frames())
     assert np.mean([psnr(a, b) for a, b in zip(frames, decoded)]) == pytest.approx(result.psnr, abs=0.01)
     tags = [s["tag"] for s in desc["sections"]]
-    if method != "siren":
+    if method not in ("siren", "nerv"):
         assert ("KSEG" in tags) == (mode == "predicted") and ("KEYF" in tags) == (mode == "intra")
 
 

@@ -32,6 +32,8 @@ from nrff.distributed import Distributed
 from nrff.errors import BitstreamError, InputError, NrffWarning
 from nrff.fields.encoding import PositionalEncoding
 from nrff.fields.models import FieldModel, FieldShape, get_method
+from nrff.fields.nerv import Nerv, NervLayout, channels_for_bytes, frame_time
+from nrff.nerv_train import train_nerv
 from nrff.fsutil import atomic_write_bytes, check_output
 from nrff.gop import Gop, gops_from_lengths, split_gops
 from nrff.metrics import QualityAccumulator, bpp
@@ -172,6 +174,11 @@ def network_widths(
     spec = shape.spec
     size_of = network_size_model(config, shape)
     target = config.field.target_bpp
+    if spec.kind == "nerv":
+        budget = target * frames * info_pixels / 8 - container_bytes(config, 1)
+        if budget < size_of(4):
+            raise InputError(f"--target-bpp {target:g} leaves no room for the smallest NeRV ({size_of(4)} bytes)")
+        return [channels_for_bytes(shape.height, shape.width, budget, lambda layout: size_of(layout.channels))]
     trained = [g for g in gops if g.length > 1 or not spec.uses_keyframes]
     if spec.uses_keyframes and target is None:
         per_param = config.field.bytes_per_param
@@ -357,13 +364,17 @@ def encode(
             raise InputError(f"{ckpt} exists: an earlier encode to {output} was interrupted; "
                              "pass --resume to continue it or --force to start over")
         ckpt.unlink()
-    gops = split_gops(info.frames, config.gop)
+    nerv = spec.kind == "nerv"
+    gop_length = min(info.frames, 1000) if nerv else config.gop
+    if nerv and info.frames > 1000:
+        raise InputError("nerv holds one network per clip, for at most 1000 frames; use --frames")
+    gops = split_gops(info.frames, gop_length)
     kf_codec = _keyframe_codec(config)
     if spec.uses_keyframes:
         kf_codec.validate(info.width, info.height)
     shape = FieldShape(
-        spec.name, config.split, PositionalEncoding.for_sizes(config.gop, info.height, info.width),
-        config.field.hidden_layers, config.field.reuse,
+        spec.name, config.split, PositionalEncoding.for_sizes(gop_length, info.height, info.width),
+        config.field.hidden_layers, config.field.reuse, info.height, info.width,
     )
 
     # 1. key frames; the decoder's view of them is what the fields warp
@@ -380,7 +391,7 @@ def encode(
     widths = network_widths(config, shape, gops, keys.sizes, info.pixels, info.frames)
     header = Header(
         frames=info.frames, width=info.width, height=info.height, fps=Fraction(info.fps),
-        method=spec.name, split=config.split, gop_length=config.gop,
+        method=spec.name, split=config.split, gop_length=gop_length,
         hidden_layers=config.field.hidden_layers, reuse=config.field.reuse, encoding=shape.encoding,
         weight_format=FP16 if config.field.quant_bits is None else QUANTIZED,
         quant_bits=config.field.quant_bits or 0,
@@ -396,11 +407,14 @@ def encode(
     def save(weights: dict[int, bytes], chunk: int, trainer_state: dict | None) -> None:
         save_checkpoint(ckpt, fingerprint, weights, chunk, trainer_state)
 
-    weights, train_seconds, steps, recoveries = _train_all(
-        config, spec, shape, gops, widths, video, key_images, device, reporter,
-        resumed=resumed, save=save if checkpoint_seconds is not None else None,
-        checkpoint_seconds=checkpoint_seconds or 0.0, shard=ranks.shard(gops) if ranks else None,
-    )
+    if nerv:
+        weights, train_seconds, steps, recoveries = _train_nerv(config, video, widths[0], device, reporter)
+    else:
+        weights, train_seconds, steps, recoveries = _train_all(
+            config, spec, shape, gops, widths, video, key_images, device, reporter,
+            resumed=resumed, save=save if checkpoint_seconds is not None else None,
+            checkpoint_seconds=checkpoint_seconds or 0.0, shard=ranks.shard(gops) if ranks else None,
+        )
     if ranks:
         weights = ranks.gather_weights(weights)
         if not ranks.is_main:
@@ -443,7 +457,7 @@ def encode(
         psnr=quality["psnr"], ssim=quality["ssim"], ms_ssim=quality["ms_ssim"],
         frames=info.frames, width=info.width, height=info.height, fps=float(info.fps),
         encode_seconds=encode_seconds, train_seconds=train_seconds, verify_seconds=verify_seconds,
-        method=spec.name, split=config.split, gop=config.gop, preset=config.preset,
+        method=spec.name, split=config.split, gop=gop_length, preset=config.preset,
         epochs=config.train.epochs, steps=steps, seed=config.train.seed,
         device=device_label(device) + (f" x {ranks.world} ranks" if ranks else ""),
         ratio=config.field.ratio if spec.uses_keyframes else None, target_bpp=config.field.target_bpp,
@@ -515,6 +529,19 @@ def _train_all(config, spec, shape, gops, widths, video, key_images, device, rep
             save(weights, chunk_index + 1, None)
         del data, frames, model, trainer
     return weights, seconds, steps, recoveries
+
+
+def _train_nerv(config: EncodeConfig, video: VideoReader, channels: int, device, reporter):
+    """NeRV: one network for the clip, fitted on all frames (held as uint8 on the device)."""
+    frames = torch.from_numpy(video.read_all()).to(device)
+    model = Nerv(NervLayout(video.info.height, video.info.width, channels), seed=config.train.seed).to(device)
+    with reporter.task("training nerv", config.train.epochs * len(frames)) as update:
+        report = train_nerv(model, frames, config.train, config.lr, config.field.quant_bits,
+                            lambda step, total, psnr: update(step, psnr=psnr))
+    tensors = [t.detach().cpu() for t in model.tensors()]
+    bits = config.field.quant_bits
+    data = pack_fp16(tensors) if bits is None else pack_quantized(tensors, bits)
+    return {0: data}, report["seconds"], report["steps"], []
 
 
 def _max_count(spec, gops: Sequence[Gop]) -> int:
@@ -656,6 +683,10 @@ def frame_parts(data: bytes, frame: float, *, size: tuple[int, int] | None = Non
     gop = next(g for g in gops if g.start <= math.floor(frame) < g.stop)
     local = frame - gop.start
     spec = get_method(header.method)
+    if spec.kind == "nerv":
+        decoded = decode(data, size=size, device=device)
+        model_frames = _render_nerv_at(decoded, frame)
+        return {"frame": model_frames}
     if spec.uses_keyframes and local == gop.key:
         key = torch.from_numpy(KeyframeCache(stream)(gop.index)).permute(2, 0, 1)[None].float() / 255
         return {"frame": resize_bicubic(key, out_h, out_w)[0].permute(1, 2, 0).numpy()}
@@ -664,9 +695,36 @@ def frame_parts(data: bytes, frame: float, *, size: tuple[int, int] | None = Non
     return {name: value[0, 0].permute(1, 2, 0).cpu().numpy() for name, value in parts.items()}
 
 
+def _render_nerv(video: DecodedVideo) -> Iterator[np.ndarray]:
+    """NeRV samples time only: other sizes are bicubic resizes of the native frames."""
+    h = video.header
+    model = Nerv(NervLayout(h.height, h.width, h.gops[0].width)).to(video.device)
+    model.load(gop_weights(video.stream, 0))
+    model.eval()
+    times = list(frame_times(h.frames, video.fps_factor))
+    batch = max(1, int(128 * 1024**2 // (h.width * h.height * 3 * 4 * 8)))
+    with torch.no_grad():
+        for i in range(0, len(times), batch):
+            t = torch.tensor([frame_time(tau, h.frames) for tau in times[i : i + batch]], device=video.device)
+            frames = resize_bicubic(model(t), video.height, video.width)
+            yield from to_uint8(frames).cpu().numpy()
+
+
+def _render_nerv_at(video: DecodedVideo, frame: float) -> np.ndarray:
+    h = video.header
+    model = Nerv(NervLayout(h.height, h.width, h.gops[0].width)).to(video.device)
+    model.load(gop_weights(video.stream, 0))
+    with torch.no_grad():
+        out = resize_bicubic(model(torch.tensor([frame_time(frame, h.frames)], device=video.device)), video.height, video.width)
+    return out[0].permute(1, 2, 0).cpu().numpy()
+
+
 def _render_stream(video: DecodedVideo) -> Iterator[np.ndarray]:
     stream, header, device = video.stream, video.header, video.device
     spec = get_method(header.method)
+    if spec.kind == "nerv":
+        yield from _render_nerv(video)
+        return
     gops = gops_from_lengths([g.length for g in header.gops], [g.key for g in header.gops])
     H, W = header.height, header.width
     out_h, out_w = video.height, video.width

@@ -85,8 +85,8 @@ class EncodeConfig:
             raise InputError(f"--ratio must be in (0, 100] (got {self.field.ratio:g})")
         if self.field.target_bpp is not None and not 0 < self.field.target_bpp <= 48:
             raise InputError(f"--target-bpp must be in (0, 48] (got {self.field.target_bpp:g})")
-        if spec.name == "siren" and self.field.target_bpp is None:
-            raise InputError("siren has no key frames to size its networks from: give --target-bpp")
+        if not spec.uses_keyframes and self.field.target_bpp is None:
+            raise InputError(f"{spec.name} has no key frames to size its networks from: give --target-bpp")
         if self.train.epochs < 1:
             raise InputError(f"--epochs must be at least 1 (got {self.train.epochs})")
         if self.train.pixel_stride < 1 or self.train.batch_frames < 1:
@@ -128,6 +128,8 @@ def preset_train_config(name: str, method: str) -> TrainConfig:
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     spec = get_method(method)
+    if name == "paper" and spec.kind == "nerv":
+        return TrainConfig(epochs=1500, warmup=0.2, log_every=25)  # the NRFF paper's NeRV runs
     if name == "paper":
         if spec.references == "single":
             return TrainConfig(epochs=25000, batch_frames=64)
@@ -135,6 +137,8 @@ def preset_train_config(name: str, method: str) -> TrainConfig:
     # fast
     if spec.references == "single":
         return TrainConfig(epochs=600, batch_frames=64, pixel_stride=4, log_every=25, refresh_every=25)
+    if spec.kind == "nerv":
+        return TrainConfig(epochs=1500 if name == "paper" else 150, warmup=0.2, log_every=25)
     if spec.references == "none":
         return TrainConfig(epochs=300, pixel_stride=4, log_every=25)
     return TrainConfig(epochs=150, pixel_stride=4, log_every=25)

@@ -54,6 +54,7 @@ MAX_PIXELS = 16384 * 16384 // 4  # 67 MP per frame
 MAX_FRAMES = 10_000_000
 MAX_GOP_LENGTH = 1000
 MAX_WIDTH = 4096  # network width
+MAX_NERV_CHANNELS = 512
 MAX_HIDDEN = 8
 MAX_REUSE = 16
 MAX_FPS = 1000
@@ -99,7 +100,7 @@ class Header:
 
     @property
     def field_shape(self) -> FieldShape:
-        return FieldShape(self.method, self.split, self.encoding, self.hidden_layers, self.reuse)
+        return FieldShape(self.method, self.split, self.encoding, self.hidden_layers, self.reuse, self.height, self.width)
 
     @property
     def segment_bounds(self) -> list[tuple[int, int]]:
@@ -223,8 +224,10 @@ def parse_header(payload: bytes, version: int = VERSION) -> Header:
             _fail(f"GOP {i} declares {length} frames (1..{MAX_GOP_LENGTH} allowed)")
         if key >= length:
             _fail(f"GOP {i} declares key frame {key} but has only {length} frames")
-        if net_width > MAX_WIDTH:
-            _fail(f"GOP {i} declares network width {net_width} (at most {MAX_WIDTH})")
+        if net_width > MAX_WIDTH or (method.kind == "nerv" and net_width > MAX_NERV_CHANNELS):
+            _fail(f"GOP {i} declares network width {net_width} (at most {MAX_WIDTH}, {MAX_NERV_CHANNELS} for NeRV)")
+        if method.kind == "nerv" and n_gops != 1:
+            _fail("a NeRV file holds one network for the whole clip")
         needs_net = length > 1 if method.uses_keyframes else True
         if needs_net and net_width == 0:
             _fail(f"GOP {i} has frames to reconstruct but no network")

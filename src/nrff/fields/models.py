@@ -67,6 +67,7 @@ METHODS: dict[str, Method] = {
         Method("siren", 0, "none", (3,), None, False, "siren", 1e-3),
         Method("nrff-single", 1, "single", (5,), (2, 3), False, "swish", 1e-3),
         Method("nrff", 2, "multi", (8,), (4, 4), True, "swish", 1e-2),
+        Method("nerv", 3, "none", (3,), None, False, "nerv", 5e-4),
     )
 }
 METHOD_BY_ID = {m.id: m for m in METHODS.values()}
@@ -87,6 +88,8 @@ class FieldShape:
     encoding: PositionalEncoding
     hidden_layers: int
     reuse: int
+    height: int = 0  # frame size: only NeRV's architecture depends on it
+    width: int = 0
 
     @property
     def spec(self) -> Method:
@@ -99,6 +102,10 @@ class FieldShape:
         """Shapes of one GOP's stored tensors at ``width``, in bitstream order."""
         if width == 0:
             return []
+        if self.spec.kind == "nerv":
+            from nrff.fields.nerv import NervLayout
+
+            return NervLayout(self.height, self.width, width).shapes()
         out: list[tuple[int, ...]] = []
         for outputs in self.network_outputs():
             if self.spec.kind == "siren":
