@@ -484,15 +484,9 @@ def _train_all(config, spec, shape, gops, widths, video, key_images, device, rep
     weights: dict[int, bytes] = dict(resumed["weights"]) if resumed else {}
     seconds, steps, recoveries = 0.0, 0, []
     todo = [i for i, c in enumerate(chunks) if any(widths[g.index] > 0 and g.index not in weights for g in c)]
-    segments = video.segments([(chunks[i][0].start, chunks[i][-1].stop) for i in todo])
-    for chunk_index, clip in zip(todo, segments):
+    for chunk_index, frames in _chunk_frames(video, chunks, todo):
         chunk = chunks[chunk_index]
         chunk_widths = [widths[g.index] for g in chunk]
-        lmax = max(g.length for g in chunk)
-        frames = torch.zeros(len(chunk), lmax, H, W, 3, dtype=torch.uint8)
-        for i, g in enumerate(chunk):
-            frames[i, : g.length] = torch.from_numpy(clip[g.start - chunk[0].start : g.stop - chunk[0].start])
-        del clip
         keys = None
         if spec.uses_keyframes:
             keys = _extended_keys(key_images, chunk[0].index, chunk[-1].index, len(gops), device)
@@ -542,6 +536,25 @@ def _train_nerv(config: EncodeConfig, video: VideoReader, channels: int, device,
     bits = config.field.quant_bits
     data = pack_fp16(tensors) if bits is None else pack_quantized(tensors, bits)
     return {0: data}, report["seconds"], report["steps"], []
+
+
+def _chunk_frames(video: VideoReader, chunks: Sequence[Sequence[Gop]], todo: Sequence[int]) -> Iterator[tuple[int, torch.Tensor]]:
+    """One pass over the video: each chunk's frames as uint8 ``[G, Lmax, H, W, 3]``, filled frame
+    by frame (no intermediate copies: a chunk costs its own size in memory, once)."""
+    frames_in = iter(video)
+    position = 0
+    H, W = video.info.height, video.info.width
+    for index in todo:
+        chunk = chunks[index]
+        while position < chunk[0].start:
+            next(frames_in)
+            position += 1
+        out = torch.zeros(len(chunk), max(g.length for g in chunk), H, W, 3, dtype=torch.uint8)
+        for i, g in enumerate(chunk):
+            for j in range(g.length):
+                out[i, j] = torch.from_numpy(next(frames_in))
+                position += 1
+        yield index, out
 
 
 def _max_count(spec, gops: Sequence[Gop]) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -132,21 +132,6 @@ class VideoReader:
 
     def __len__(self) -> int:
         return self.info.frames
-
-    def segments(self, bounds: Iterable[tuple[int, int]]) -> Iterator[np.ndarray]:
-        """Yield stacked frames ``[stop-start, H, W, 3]`` for consecutive ranges, in one pass."""
-        bounds = list(bounds)
-        it = iter(self)
-        position = 0
-        for start, stop in bounds:
-            if start < position:
-                raise ValueError("segments must be increasing")
-            while position < start:
-                next(it)
-                position += 1
-            chunk = [next(it) for _ in range(stop - start)]
-            position = stop
-            yield np.stack(chunk)
 
     def read_all(self) -> np.ndarray:
         """All frames as one uint8 array (for short clips and tests)."""
