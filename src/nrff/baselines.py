@@ -9,6 +9,7 @@ after decoding those very bytes, with the same metrics as nrff.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 
 from nrff.codec.h26x import H26xSettings, decode_annexb, encode_frames
 from nrff.errors import InputError
+from nrff.fsutil import atomic_write_bytes
 from nrff.metrics import QualityAccumulator, RDPoint, bpp
 from nrff.video.colour import frame_to_rgb
 from nrff.video.reader import VideoReader
@@ -69,11 +71,15 @@ def run_baseline(
     settings: H26xSettings,
     *,
     recon_writer=None,
+    stream_output: str | os.PathLike | None = None,
+    force: bool = False,
 ) -> BaselineResult:
     """Code ``video`` with x264/x265, decode the bytes, and measure them.
 
     ``recon_writer`` (an open :class:`~nrff.video.writer.VideoWriter` or a
-    :class:`FrameList`) receives the decoded frames.
+    :class:`FrameList`) receives the decoded frames. ``stream_output``: also
+    write the measured Annex-B bytes there (atomically; ``force`` replaces an
+    existing file), so that a benchmark keeps the very stream it reports.
     """
     info = video.info
     settings.validate(info.width, info.height)
@@ -81,6 +87,8 @@ def run_baseline(
     packets = encode_frames(iter(video), settings, info.width, info.height, info.fps)
     encode_seconds = time.perf_counter() - started
     stream = b"".join(packets)
+    if stream_output is not None:
+        atomic_write_bytes(stream_output, stream, force=force)
 
     acc = QualityAccumulator()
     count = 0

@@ -36,8 +36,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     err.print(f"[yellow]warning:[/] {message}", highlight=False)
 
 
-def command(fn):
-    """Register ``fn`` as a command that reports errors in one line."""
+def command(fn, group: typer.Typer | None = None, name: str | None = None):
+    """Register ``fn`` as a command (of ``group``, default the top level) that reports errors in one line."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -62,7 +62,7 @@ def command(fn):
             )
             raise typer.Exit(3) from None
 
-    return app.command()(wrapper)
+    return (group or app).command(name)(wrapper)
 
 
 def _write_report(path: Optional[Path], report: dict | list, force: bool) -> None:
@@ -320,6 +320,85 @@ def demo(
     from nrff.demo import run_demo
 
     run_demo(output, device=device, force=force, console=out)
+
+
+bench_app = typer.Typer(
+    no_args_is_help=True,
+    help="Rate-distortion sweeps: run a sweep, report on its results, draw a frame's parts.",
+)
+app.add_typer(bench_app, name="bench")
+
+
+def bench_command(name: str):
+    return lambda fn: command(fn, bench_app, name)
+
+
+@bench_command("run")
+def bench_run(
+    config: Annotated[Path, typer.Argument(help="The sweep: a .toml or .json file (see docs/evaluation.md).")],
+    results: Annotated[Optional[Path], typer.Option(help="Results file (JSON lines); default CONFIG-stem.jsonl here. "
+                                                         "Rows already in it are not recomputed.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda (default: the sweep's).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+):
+    """Run a sweep (clips x methods x operating points), appending one row per finished run."""
+    from nrff.bench import SweepConfig, run_sweep, streams_folder
+    from nrff.progress import Reporter
+
+    sweep = SweepConfig.load(config)
+    results = results or Path(f"{config.stem}.jsonl")
+    with Reporter(None if not quiet else False) as reporter:
+        outcome = run_sweep(sweep, results, reporter=reporter, device=device)
+    err.print(f"{len(outcome.computed)} runs computed, {len(outcome.skipped)} already in {results}; "
+              f"bitstreams in {streams_folder(results)}/")
+
+
+@bench_command("report")
+def bench_report(
+    results: Annotated[Path, typer.Argument(help="A results file of `nrff bench run`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the plots and tables.")],
+    anchor: Annotated[Optional[str], typer.Option(help="Method label to compare against (default: x264 medium, same GOP).")] = None,
+    force: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
+):
+    """RD plots, BD-rate table and per-GOP bits breakdown of a results file."""
+    from nrff.report import bd_markdown, write_report
+
+    report = write_report(results, out, anchor=anchor, force=force)
+    out_text = bd_markdown(report.bd + (report.bd_mean if len({e.clip for e in report.bd}) > 1 else []))
+    print(out_text, end="")
+    err.print(f"wrote {len(report.files)} files to {out}/ ({out}/report.md)")
+
+
+def _parse_crop(text: Optional[str]) -> tuple[int, int, int, int] | None:
+    from nrff.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"bad crop {text!r}: expected X,Y,W,H in pixels") from None
+    return x, y, w, h
+
+
+@bench_command("picture")
+def bench_picture(
+    input: Annotated[Path, typer.Argument(help="An .nrff file (method nrff or nrff-single).")],
+    frame: Annotated[int, typer.Option(help="The frame to show (0-based; not a key frame).")],
+    reference: Annotated[Path, typer.Option(help="The clip the file was encoded from (ground truth).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The figure (.png); OUT-sr.png and OUT-interp.png beside it.")],
+    siren: Annotated[Optional[Path], typer.Option(help="A SIREN .nrff of the same clip, for comparison.")] = None,
+    frames: Annotated[Optional[str], typer.Option(help="Frame range START:END of the reference the file was encoded from.")] = None,
+    crop: Annotated[Optional[str], typer.Option(help="X,Y,W,H of the super-resolution crop (default: centred).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    force: Annotated[bool, typer.Option(help="Replace existing figures.")] = False,
+):
+    """Figures of one frame: its parts (flows, warps, residual, errors), 2x crops and an in-between frame."""
+    from nrff.pictures import write_pictures
+
+    pictures = write_pictures(input, reference, frame, out, siren_file=siren, frames=frames, crop=_parse_crop(crop),
+                              device=device, force=force)
+    err.print("wrote " + ", ".join(pictures.files))
 
 
 def main() -> None:

@@ -26,6 +26,15 @@ class Reporter:
     def __init__(self, enabled: bool | None = None):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._progress: Progress | None = None
+        self._transient = False
+
+    def transient(self) -> Reporter:
+        """A view on the same bars whose tasks vanish when they finish: the inner
+        steps of a longer job (``nrff bench`` keeps only its sweep bar)."""
+        view = Reporter(self.enabled)
+        view._progress = self._progress
+        view._transient = True
+        return view
 
     def __enter__(self) -> Reporter:
         if self.enabled:
@@ -61,7 +70,10 @@ class Reporter:
         try:
             yield update
         finally:
-            self._progress.update(task_id, completed=self._progress.tasks[task_id].total)
+            if self._transient:
+                self._progress.remove_task(task_id)
+            else:
+                self._progress.update(task_id, completed=total)
 
     def log(self, message: str) -> None:
         if self._progress is not None:

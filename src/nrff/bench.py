@@ -1,0 +1,582 @@
+"""Rate-distortion sweeps: clips x methods x operating points, one results row per run.
+
+A sweep is a small TOML (or JSON) file (see docs/evaluation.md)::
+
+    device = "auto"
+    points = [17, 22, 27, 32]          # default operating points: CRFs
+
+    [[clips]]
+    path = "/data/sintel_alley_2"      # relative paths are relative to this file
+    frames = "0:20"
+
+    [[methods]]
+    label = "nrff-split"
+    method = "nrff"                    # nrff | nrff-single | siren | x264 | x265
+    split = true
+    preset = "paper"
+
+    [[methods]]
+    label = "siren"
+    method = "siren"
+    match = "nrff-split"               # target bpp = that method's bpp at the same clip and CRF
+
+Every run writes its real bitstream into ``<results stem>-streams/`` next to the
+results file and appends one JSON line to the results file as soon as it
+finishes, so a killed sweep keeps what it finished. A row is identified by its
+key (clip, frame range, method label, the method's resolved settings, point):
+running the sweep again computes only the rows whose key is missing, and a
+changed setting makes new rows instead of silently reusing old ones.
+
+The operating point of an nrff method is its key-frame CRF, of an anchor its
+CRF; a SIREN run is sized to the bpp of the matched nrff row at the same CRF,
+so the two are compared at equal file size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+import tomllib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nrff import __version__
+from nrff.errors import InputError, NrffWarning
+from nrff.progress import Reporter
+from nrff.video.reader import FrameRange
+
+NRFF_METHODS = ("nrff", "nrff-single", "siren")
+ANCHORS = ("x264", "x265")
+KINDS = NRFF_METHODS + ANCHORS
+STREAM_SUFFIX = {"x264": ".264", "x265": ".265"}
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """A clip of the sweep: a video path, an optional frame range, a short name for tables."""
+
+    path: str
+    name: str
+    frames: str | None = None  # START:END, 0-based, END exclusive
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One curve of the sweep. ``preset`` is the training schedule (paper | fast) for the
+    nrff methods and the encoder preset (medium, slow, ...) for the anchors."""
+
+    label: str
+    method: str
+    gop: int = 5
+    points: tuple[float, ...] | None = None  # None: the sweep's points
+    preset: str | None = None  # None: "paper" for nrff methods, "medium" for anchors
+    # nrff methods
+    split: bool | None = None
+    epochs: int | None = None
+    ratio: float = 0.25
+    seed: int = 0
+    lr: float | None = None
+    keyframe_codec: str = "x264"
+    keyframe_pix_fmt: str = "yuv444p"
+    keyframe_preset: str = "medium"
+    match: str | None = None  # siren: the label whose bpp it is sized to
+    # anchors
+    pix_fmt: str = "yuv420p"
+    bframes: bool = True
+
+    @property
+    def is_anchor(self) -> bool:
+        return self.method in ANCHORS
+
+    def resolved_preset(self) -> str:
+        return self.preset or ("medium" if self.is_anchor else "paper")
+
+    def encode_config(self, crf: float, device: str, target_bpp: float | None = None):
+        """The :class:`~nrff.config.EncodeConfig` of an nrff method at key-frame CRF ``crf``."""
+        from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, preset_train_config, with_overrides
+
+        train = with_overrides(preset_train_config(self.resolved_preset(), self.method),
+                               epochs=self.epochs, seed=self.seed, lr=self.lr)
+        config = EncodeConfig(
+            gop=self.gop,
+            field=FieldConfig(method=self.method, split=self.split, ratio=self.ratio, target_bpp=target_bpp),
+            train=train,
+            keyframes=KeyframeConfig(codec=self.keyframe_codec, crf=float(crf), pix_fmt=self.keyframe_pix_fmt,
+                                     preset=self.keyframe_preset),
+            device=device,
+            preset=self.resolved_preset(),
+        )
+        return config
+
+    def h26x_settings(self, crf: float):
+        from nrff.codec.h26x import H26xSettings
+
+        return H26xSettings(codec=self.method, crf=float(crf), preset=self.resolved_preset(), pix_fmt=self.pix_fmt,
+                            gop=self.gop, bframes=self.bframes)
+
+    def settings(self) -> dict:
+        """The resolved settings that make a run what it is (part of the row key)."""
+        if self.is_anchor:
+            return {"codec": self.method, "preset": self.resolved_preset(), "gop": self.gop,
+                    "pix_fmt": self.pix_fmt, "bframes": self.bframes}
+        config = self.encode_config(20.0, "cpu", target_bpp=1.0 if self.method == "siren" else None)
+        out = {"method": self.method, "split": config.split, "preset": self.resolved_preset(), "gop": self.gop,
+               "epochs": config.train.epochs, "seed": self.seed, "lr": config.lr}
+        if self.method == "siren":
+            out["match"] = self.match
+        else:
+            out.update(ratio=self.ratio, keyframe_codec=self.keyframe_codec,
+                       keyframe_pix_fmt=self.keyframe_pix_fmt, keyframe_preset=self.keyframe_preset)
+        return out
+
+
+_CLIP_KEYS = {f.name for f in dataclasses.fields(ClipSpec)}
+_METHOD_KEYS = {f.name for f in dataclasses.fields(MethodSpec)}
+_METHOD_TYPES = {"gop": int, "epochs": int, "seed": int, "ratio": (int, float), "lr": (int, float),
+                 "split": bool, "bframes": bool}  # every other setting but points is a string
+_SWEEP_KEYS = {"name", "device", "points", "clips", "methods"}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Clips x methods x operating points."""
+
+    clips: tuple[ClipSpec, ...]
+    methods: tuple[MethodSpec, ...]
+    points: tuple[float, ...] = (17.0, 22.0, 27.0, 32.0)
+    device: str = "auto"
+    name: str = "sweep"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SweepConfig:
+        """Read a ``.toml`` or ``.json`` sweep; relative clip paths are relative to the file."""
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: no such sweep file")
+        text = p.read_text()
+        try:
+            data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise InputError(f"{p}: not a valid {'JSON' if p.suffix == '.json' else 'TOML'} sweep: {exc}") from None
+        return cls.from_dict(data, base=p.parent, source=str(p))
+
+    @classmethod
+    def from_dict(cls, data: dict, base: Path = Path("."), source: str = "sweep") -> SweepConfig:
+        _unknown(data, _SWEEP_KEYS, source)
+        clips = []
+        for i, c in enumerate(_list(data, "clips", source)):
+            _unknown(c, _CLIP_KEYS, f"{source}: clip {i + 1}")
+            if "path" not in c:
+                raise InputError(f"{source}: clip {i + 1} has no path")
+            path = Path(os.path.expanduser(str(c["path"])))
+            path = (path if path.is_absolute() else base / path).resolve()
+            frames = c.get("frames")
+            if frames is not None:
+                frames = str(FrameRange.parse(str(frames)))
+            clips.append(ClipSpec(path=str(path), name=str(c.get("name") or path.stem), frames=frames))
+        methods = []
+        for i, m in enumerate(_list(data, "methods", source)):
+            _unknown(m, _METHOD_KEYS, f"{source}: method {i + 1}")
+            if "method" not in m:
+                raise InputError(f"{source}: method {i + 1} has no 'method' ({' | '.join(KINDS)})")
+            m = dict(m)
+            m.setdefault("label", m["method"])
+            _check_types(m, f"{source}: method {m['label']}")
+            if "points" in m:
+                m["points"] = _points(m["points"], f"{source}: method {m['label']}")
+            methods.append(MethodSpec(**m))
+        config = cls(
+            clips=tuple(clips), methods=tuple(methods),
+            points=_points(data.get("points", cls.points), source),
+            device=str(data.get("device", "auto")), name=str(data.get("name", "sweep")),
+        )
+        config.validate(source)
+        return config
+
+    def validate(self, source: str = "sweep") -> None:
+        for kind, names in (("clip", [c.name for c in self.clips]), ("method", [m.label for m in self.methods])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise InputError(f"{source}: {kind} names must be unique; {', '.join(dupes)} appears twice")
+        labels = {m.label: m for m in self.methods}
+        for m in self.methods:
+            if m.method not in KINDS:
+                raise InputError(f"{source}: method {m.label!r}: unknown method {m.method!r}; choose one of {', '.join(KINDS)}")
+            if m.method == "siren":
+                target = labels.get(m.match or "")
+                if target is None or target.method not in ("nrff", "nrff-single"):
+                    raise InputError(f"{source}: siren method {m.label!r} needs match = the label of an nrff or "
+                                     "nrff-single method of this sweep (it is sized to that method's bpp)")
+                if m.points is not None:
+                    raise InputError(f"{source}: siren method {m.label!r} takes the points of {m.match!r}; remove 'points'")
+            elif m.match is not None:
+                raise InputError(f"{source}: method {m.label!r}: only siren takes 'match'")
+            if m.is_anchor:
+                m.h26x_settings(20.0).validate(2, 2)
+            else:
+                m.encode_config(20.0, self.device, target_bpp=1.0 if m.method == "siren" else None).validate()
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise InputError(f"{source}: unknown device {self.device!r}; use auto, cpu or cuda")
+
+    def points_of(self, method: MethodSpec) -> tuple[float, ...]:
+        if method.match is not None:
+            return self.points_of(next(m for m in self.methods if m.label == method.match))
+        return method.points if method.points is not None else self.points
+
+    def runs(self) -> list[Run]:
+        """Every run, in order: per clip, the methods that others match first."""
+        ordered = [m for m in self.methods if m.match is None] + [m for m in self.methods if m.match is not None]
+        by_label = {m.label: m for m in self.methods}
+        return [Run(clip, method, point, by_label.get(method.match or ""))
+                for clip in self.clips for method in ordered for point in self.points_of(method)]
+
+
+def _unknown(data: dict, allowed: set[str], where: str) -> None:
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a table of settings")
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise InputError(f"{where}: unknown setting {extra[0]!r} (known: {', '.join(sorted(allowed))})")
+
+
+def _check_types(method: dict, where: str) -> None:
+    for key, value in method.items():
+        if key == "points":
+            continue
+        expected = _METHOD_TYPES.get(key, str)
+        # bool is an int in Python: a 'gop = true' must not pass as 1
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+            names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+            raise InputError(f"{where}: {key} must be {names} (got {value!r})")
+
+
+def _list(data: dict, key: str, source: str) -> list:
+    value = data.get(key)
+    if not isinstance(value, list) or not value:
+        raise InputError(f"{source}: needs at least one entry in [[{key}]]")
+    return value
+
+
+def _points(values, where: str) -> tuple[float, ...]:
+    try:
+        points = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: points must be a list of numbers (CRFs)") from None
+    if not points or any(not 0 <= p <= 51 for p in points):
+        raise InputError(f"{where}: points must be CRFs between 0 and 51")
+    return points
+
+
+# ----------------------------------------------------------------------------- runs and rows
+
+
+@dataclass(frozen=True)
+class Run:
+    clip: ClipSpec
+    method: MethodSpec
+    point: float
+    matched: MethodSpec | None = None  # siren: the method whose bpp it takes
+
+    @property
+    def settings(self) -> dict:
+        """The method's settings; a SIREN run's include those of the method it is sized to,
+        so that changing that method also makes new SIREN rows."""
+        settings = self.method.settings()
+        if self.matched is not None:
+            settings["match"] = {"label": self.matched.label, **self.matched.settings()}
+        return settings
+
+    @property
+    def key(self) -> str:
+        return row_key({"clip": self.clip.name, "frame_range": self.clip.frames, "method": self.method.label,
+                        "settings": self.settings, "point": self.point})
+
+    @property
+    def label(self) -> str:
+        return f"{self.clip.name} {self.method.label} {self.point:g}"
+
+    def stream_name(self) -> str:
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:8]
+        suffix = STREAM_SUFFIX.get(self.method.method, ".nrff")
+        return f"{_safe(self.clip.name)}_{_safe(self.method.label)}_{self.point:g}_{digest}{suffix}"
+
+
+def row_key(row: dict) -> str:
+    """The identity of a row: clip, frame range, method label, settings, point."""
+    return json.dumps({k: row[k] for k in ("clip", "frame_range", "method", "settings", "point")}, sort_keys=True)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in name)
+
+
+def streams_folder(results: str | os.PathLike) -> Path:
+    """Where a results file keeps its bitstreams: ``R-streams/`` beside ``R.jsonl``."""
+    p = Path(results)
+    return p.with_name(f"{p.stem}-streams")
+
+
+def load_rows(results: str | os.PathLike) -> list[dict]:
+    """The rows of a results file. A last line cut short by a kill is ignored (and
+    dropped from the file by the next sweep); any other bad line is an error."""
+    p = Path(results)
+    if not p.exists():
+        return []
+    rows = []
+    lines = p.read_text().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # unterminated last line: an interrupted append
+                continue
+            raise InputError(f"{p}: line {i + 1} is not a JSON row") from None
+    return rows
+
+
+def _drop_partial_line(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def _append_row(path: Path, row: dict) -> None:
+    line = (json.dumps(row) + "\n").encode()
+    with open(path, "ab") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Refuse a second sweep writing the same results file at the same time."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InputError(f"another sweep is writing {path}") from None
+        yield
+
+
+def git_commit() -> str | None:
+    """The commit of the nrff source tree (None outside a git checkout or without git)."""
+    here = Path(__file__).resolve().parent
+    try:  # a copy installed into a venv inside some checkout is not that checkout's code
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", "__init__.py"], cwd=here,
+                                 capture_output=True, text=True, timeout=10)
+        if tracked.returncode != 0:
+            return None
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files of the source tree differ from the commit (results may not match it)."""
+    here = Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(done.stdout.strip()) if done.returncode == 0 else None
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep did: keys computed now, keys already in the results file."""
+
+    results: str
+    computed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+
+
+def run_sweep(
+    config: SweepConfig,
+    results: str | os.PathLike,
+    *,
+    reporter: Reporter | None = None,
+    device: str | None = None,
+) -> SweepOutcome:
+    """Run every run of ``config`` whose row is not in ``results`` yet; return what was done."""
+    results = Path(results)
+    if results.is_dir():
+        raise InputError(f"{results} is a folder; give a results file name (e.g. results.jsonl)")
+    if not results.parent.exists():
+        raise InputError(f"{results.parent}: output folder does not exist")
+    device = device or config.device
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    reporter = reporter or Reporter(False)
+    check_clips(config)
+    streams = streams_folder(results)
+    runs = config.runs()
+    outcome = SweepOutcome(str(results))
+    provenance = {"version": __version__, "commit": git_commit(), "dirty": git_dirty(),
+                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    with _exclusive(results):
+        _drop_partial_line(results)
+        done = {row_key(r): r for r in load_rows(results)}
+        with reporter.task("sweep", len(runs)) as update:
+            for i, run in enumerate(runs):
+                key = run.key
+                if key in done:
+                    outcome.skipped.append(key)
+                    update(i + 1, status=f"{run.label} (done)")
+                    continue
+                update(i, status=run.label)
+                streams.mkdir(exist_ok=True)
+                target = None
+                if run.matched is not None:
+                    target = _matched_bpp(run, done)
+                row = _run_one(run, streams / run.stream_name(), device, target, reporter.transient())
+                row.update(provenance)
+                row["bitstream"] = os.path.relpath(streams / run.stream_name(), results.parent)
+                row["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+                _append_row(results, row)
+                done[key] = row
+                outcome.computed.append(key)
+                update(i + 1, status=run.label)
+    outcome.rows = [done[r.key] for r in runs]
+    return outcome
+
+
+def check_clips(config: SweepConfig) -> None:
+    """Open every clip before any work, so that a typo fails now, not hours into a sweep."""
+    from nrff.video import open_video
+
+    for clip in config.clips:
+        try:
+            open_video(clip.path, frames=clip.frames)
+        except InputError as exc:
+            raise InputError(f"clip {clip.name}: {exc}") from None
+
+
+def _matched_bpp(run: Run, done: dict[str, dict]) -> float:
+    """The bpp of the row (with the current settings) that a SIREN run is sized to."""
+    row = done.get(Run(run.clip, run.matched, run.point).key)
+    if row is None:
+        raise InputError(f"{run.label}: no {run.method.match} row at CRF {run.point:g} to take the target bpp from")
+    return float(row["bpp"])
+
+
+def _base_row(run: Run) -> dict:
+    return {"clip": run.clip.name, "frame_range": run.clip.frames, "method": run.method.label,
+            "settings": run.settings, "point": run.point, "kind": run.method.method,
+            "clip_path": run.clip.path}
+
+
+def _run_one(run: Run, stream: Path, device: str, target_bpp: float | None, reporter: Reporter) -> dict:
+    if run.method.is_anchor:
+        return _run_anchor(run, stream)
+    return _run_nrff(run, stream, device, target_bpp, reporter)
+
+
+def _run_nrff(run: Run, stream: Path, device: str, target_bpp: float | None, reporter: Reporter) -> dict:
+    """Encode (resuming from a checkpoint a killed sweep left), then time a full decode of the file."""
+    from nrff.api import encode
+    from nrff.checkpoint import checkpoint_path
+
+    config = run.method.encode_config(run.point, device, target_bpp=target_bpp)
+
+    def attempt(resume: bool):
+        return encode(run.clip.path, stream, config, frames=run.clip.frames, force=True, reporter=reporter,
+                      resume=resume, checkpoint_seconds=60.0)
+
+    ckpt = checkpoint_path(stream)
+    if ckpt.exists():
+        try:
+            result = attempt(resume=True)
+        except InputError as exc:  # e.g. left by a run on another device: ours to discard
+            warnings.warn(f"{run.label}: cannot resume ({exc}); starting over", NrffWarning, stacklevel=2)
+            result = attempt(resume=False)
+    else:
+        result = attempt(resume=False)
+    decode_seconds = time_decode_nrff(stream, device)
+    row = _base_row(run)
+    row.update(
+        crf=run.point, target_bpp=target_bpp, bytes=stream.stat().st_size, bpp=result.bpp, psnr=result.psnr,
+        ssim=result.ssim, ms_ssim=result.ms_ssim, encode_seconds=result.encode_seconds,
+        train_seconds=result.train_seconds, decode_seconds=decode_seconds, device=result.device,
+        frames=result.frames, width=result.width, height=result.height,
+        gops=[{k: g[k] for k in ("index", "start", "frames", "keyframe_bytes", "network_bytes", "width", "psnr")}
+              for g in result.gops],
+        psnr_per_frame=result.psnr_per_frame,
+    )
+    return row
+
+
+def _run_anchor(run: Run, stream: Path) -> dict:
+    from nrff.baselines import run_baseline
+    from nrff.video import open_video
+
+    video = open_video(run.clip.path, frames=run.clip.frames)
+    result = run_baseline(video, run.method.h26x_settings(run.point), stream_output=stream, force=True)
+    decode_seconds = time_decode_annexb(stream, run.method.method)
+    row = _base_row(run)
+    row.update(
+        crf=run.point, target_bpp=None, bytes=stream.stat().st_size, bpp=result.bpp, psnr=result.psnr,
+        ssim=result.ssim, ms_ssim=result.ms_ssim, encode_seconds=result.encode_seconds, train_seconds=None,
+        decode_seconds=decode_seconds, device="cpu", frames=result.frames, width=result.width,
+        height=result.height, gops=None, psnr_per_frame=result.psnr_per_frame,
+    )
+    return row
+
+
+def time_decode_nrff(path: str | os.PathLike, device: str = "auto") -> float:
+    """Seconds to read an .nrff file and render all its frames (``api.decode(...).frames()``)."""
+    from nrff.api import decode, load
+
+    _sync(device)
+    started = time.perf_counter()
+    for _ in decode(load(path), device=device).frames():
+        pass
+    _sync(device)
+    return time.perf_counter() - started
+
+
+def time_decode_annexb(path: str | os.PathLike, codec: str) -> float:
+    """Seconds to read an anchor's stream and decode it to RGB frames, as its measurement does."""
+    from nrff.codec.h26x import decode_annexb
+    from nrff.video.colour import frame_to_rgb
+
+    started = time.perf_counter()
+    for frame in decode_annexb(Path(path).read_bytes(), codec):
+        frame_to_rgb(frame, trust_tags=False)
+    return time.perf_counter() - started
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+__all__ = ["ClipSpec", "MethodSpec", "Run", "SweepConfig", "SweepOutcome", "load_rows", "row_key", "run_sweep",
+           "streams_folder"]
