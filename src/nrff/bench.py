@@ -11,7 +11,7 @@ A sweep is a small TOML (or JSON) file (see docs/evaluation.md)::
 
     [[methods]]
     label = "nrff-split"
-    method = "nrff"                    # nrff | nrff-single | siren | x264 | x265
+    method = "nrff"                    # nrff | nrff-single | siren | nerv | x264 | x265
     split = true
     preset = "paper"
 
@@ -54,7 +54,8 @@ from nrff.errors import InputError, NrffWarning
 from nrff.progress import Reporter
 from nrff.video.reader import FrameRange
 
-NRFF_METHODS = ("nrff", "nrff-single", "siren")
+NRFF_METHODS = ("nrff", "nrff-single", "siren", "nerv")
+MATCHED = ("siren", "nerv")  # no key frames: sized to the bpp of a matched nrff run
 ANCHORS = ("x264", "x265")
 KINDS = NRFF_METHODS + ANCHORS
 STREAM_SUFFIX = {"x264": ".264", "x265": ".265"}
@@ -91,7 +92,11 @@ class MethodSpec:
     keyframe_codec: str = "x264"
     keyframe_pix_fmt: str = "yuv444p"
     keyframe_preset: str = "medium"
-    match: str | None = None  # siren: the label whose bpp it is sized to
+    keyframe_mode: str = "intra"  # or "predicted" (P-frame key-frame streams)
+    random_access: int = 8
+    quant_bits: int | None = None  # None: fp16 weights
+    zero_output: bool = False
+    match: str | None = None  # siren / nerv: the label whose bpp it is sized to
     # anchors
     pix_fmt: str = "yuv420p"
     bframes: bool = True
@@ -111,10 +116,12 @@ class MethodSpec:
                                epochs=self.epochs, seed=self.seed, lr=self.lr)
         config = EncodeConfig(
             gop=self.gop,
-            field=FieldConfig(method=self.method, split=self.split, ratio=self.ratio, target_bpp=target_bpp),
+            field=FieldConfig(method=self.method, split=self.split, ratio=self.ratio, target_bpp=target_bpp,
+                              quant_bits=self.quant_bits, zero_output=self.zero_output),
             train=train,
             keyframes=KeyframeConfig(codec=self.keyframe_codec, crf=float(crf), pix_fmt=self.keyframe_pix_fmt,
-                                     preset=self.keyframe_preset),
+                                     preset=self.keyframe_preset, mode=self.keyframe_mode,
+                                     random_access=self.random_access),
             device=device,
             preset=self.resolved_preset(),
         )
@@ -131,21 +138,27 @@ class MethodSpec:
         if self.is_anchor:
             return {"codec": self.method, "preset": self.resolved_preset(), "gop": self.gop,
                     "pix_fmt": self.pix_fmt, "bframes": self.bframes}
-        config = self.encode_config(20.0, "cpu", target_bpp=1.0 if self.method == "siren" else None)
+        config = self.encode_config(20.0, "cpu", target_bpp=1.0 if self.method in MATCHED else None)
         out = {"method": self.method, "split": config.split, "preset": self.resolved_preset(), "gop": self.gop,
                "epochs": config.train.epochs, "seed": self.seed, "lr": config.lr}
-        if self.method == "siren":
+        if self.quant_bits is not None:
+            out["quant_bits"] = self.quant_bits
+        if self.zero_output:
+            out["zero_output"] = True
+        if self.method in MATCHED:
             out["match"] = self.match
         else:
             out.update(ratio=self.ratio, keyframe_codec=self.keyframe_codec,
                        keyframe_pix_fmt=self.keyframe_pix_fmt, keyframe_preset=self.keyframe_preset)
+            if self.keyframe_mode != "intra":
+                out.update(keyframe_mode=self.keyframe_mode, random_access=self.random_access)
         return out
 
 
 _CLIP_KEYS = {f.name for f in dataclasses.fields(ClipSpec)}
 _METHOD_KEYS = {f.name for f in dataclasses.fields(MethodSpec)}
 _METHOD_TYPES = {"gop": int, "epochs": int, "seed": int, "ratio": (int, float), "lr": (int, float),
-                 "split": bool, "bframes": bool}  # every other setting but points is a string
+                 "split": bool, "bframes": bool, "random_access": int, "quant_bits": int, "zero_output": bool}  # every other setting but points is a string
 _SWEEP_KEYS = {"name", "device", "points", "clips", "methods"}
 
 
@@ -214,19 +227,19 @@ class SweepConfig:
         for m in self.methods:
             if m.method not in KINDS:
                 raise InputError(f"{source}: method {m.label!r}: unknown method {m.method!r}; choose one of {', '.join(KINDS)}")
-            if m.method == "siren":
+            if m.method in MATCHED:
                 target = labels.get(m.match or "")
                 if target is None or target.method not in ("nrff", "nrff-single"):
-                    raise InputError(f"{source}: siren method {m.label!r} needs match = the label of an nrff or "
+                    raise InputError(f"{source}: {m.method} method {m.label!r} needs match = the label of an nrff or "
                                      "nrff-single method of this sweep (it is sized to that method's bpp)")
                 if m.points is not None:
-                    raise InputError(f"{source}: siren method {m.label!r} takes the points of {m.match!r}; remove 'points'")
+                    raise InputError(f"{source}: {m.method} method {m.label!r} takes the points of {m.match!r}; remove 'points'")
             elif m.match is not None:
-                raise InputError(f"{source}: method {m.label!r}: only siren takes 'match'")
+                raise InputError(f"{source}: method {m.label!r}: only siren and nerv take 'match'")
             if m.is_anchor:
                 m.h26x_settings(20.0).validate(2, 2)
             else:
-                m.encode_config(20.0, self.device, target_bpp=1.0 if m.method == "siren" else None).validate()
+                m.encode_config(20.0, self.device, target_bpp=1.0 if m.method in MATCHED else None).validate()
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise InputError(f"{source}: unknown device {self.device!r}; use auto, cpu or cuda")
 
@@ -287,7 +300,7 @@ class Run:
     clip: ClipSpec
     method: MethodSpec
     point: float
-    matched: MethodSpec | None = None  # siren: the method whose bpp it takes
+    matched: MethodSpec | None = None  # siren / nerv: the method whose bpp it takes
 
     @property
     def settings(self) -> dict:
