@@ -327,13 +327,15 @@ def encode(
     reporter: Reporter | None = None,
     resume: bool = False,
     checkpoint_seconds: float | None = 60.0,
+    monitor=None,
 ) -> EncodeResult | None:
     """Encode a video into an ``.nrff`` file and measure it.
 
     Training state is checkpointed every ``checkpoint_seconds`` (``None``: never)
     to ``OUT.ckpt``; ``resume=True`` continues from it after a crash.
     Under ``torchrun`` every rank trains a shard of the GOPs; rank 0 writes the
-    file and returns the result, the other ranks return None.
+    file and returns the result, the other ranks return None. ``monitor(trainer)``
+    is called after every logging window (benchmarks use it to trace PSNR over time).
     """
     config = config or EncodeConfig()
     config.validate()
@@ -414,6 +416,7 @@ def encode(
             config, spec, shape, gops, widths, video, key_images, device, reporter,
             resumed=resumed, save=save if checkpoint_seconds is not None else None,
             checkpoint_seconds=checkpoint_seconds or 0.0, shard=ranks.shard(gops) if ranks else None,
+            monitor=monitor,
         )
     if ranks:
         weights = ranks.gather_weights(weights)
@@ -468,7 +471,7 @@ def encode(
 
 
 def _train_all(config, spec, shape, gops, widths, video, key_images, device, reporter, *, resumed=None, save=None,
-               checkpoint_seconds: float = 60.0, shard: Sequence[Gop] | None = None):
+               checkpoint_seconds: float = 60.0, shard: Sequence[Gop] | None = None, monitor=None):
     """Train every chunk of GOPs; returns (weights per GOP, seconds, steps per chunk, recoveries).
 
     ``resumed`` is a loaded checkpoint: finished chunks are skipped and the chunk
@@ -506,6 +509,8 @@ def _train_all(config, spec, shape, gops, widths, video, key_images, device, rep
             if save is not None and refresh_ok and tr.step < tr.total_steps and time.perf_counter() - last_save >= checkpoint_seconds:
                 save(weights, chunk_index, tr.state())
                 last_save = time.perf_counter()
+            if monitor is not None:
+                monitor(tr)
 
         label = "training" if len(chunks) == 1 else f"training {chunk_index + 1}/{len(chunks)}"
         with reporter.task(label, trainer.total_steps) as update:
@@ -552,7 +557,7 @@ def _chunk_frames(video: VideoReader, chunks: Sequence[Sequence[Gop]], todo: Seq
         out = torch.zeros(len(chunk), max(g.length for g in chunk), H, W, 3, dtype=torch.uint8)
         for i, g in enumerate(chunk):
             for j in range(g.length):
-                out[i, j] = torch.from_numpy(next(frames_in))
+                out[i, j].numpy()[...] = next(frames_in)
                 position += 1
         yield index, out
 
@@ -577,6 +582,7 @@ class DecodedVideo:
     count: int
     fps_factor: int
     device: torch.device
+    half: torch.dtype | None = None  # autocast dtype of the networks while rendering
 
     @property
     def header(self) -> Header:
@@ -616,15 +622,35 @@ def decode(
     fps_factor: int = 1,
     device: str = "auto",
     reporter: Reporter | None = None,
+    precision: str = "auto",
 ) -> DecodedVideo:
-    """Parse and validate a bitstream; frames are rendered lazily by ``.frames()``."""
+    """Parse and validate a bitstream; frames are rendered lazily by ``.frames()``.
+
+    ``precision``: ``fp32``, ``fp16`` or ``bf16`` for the networks' hidden layers;
+    ``auto`` is fp16 on CUDA (within 0.01 dB of fp32, see docs/performance.md) and
+    fp32 on the CPU. The encoder measures with the same default, so a decoder on the
+    same device reproduces its figures exactly.
+    """
     stream, sections = read_bitstream(data)
     header = stream.header
     if not 1 <= fps_factor <= 64:
         raise InputError(f"--fps-factor must be in 1..64 (got {fps_factor})")
     width, height = output_size(header, size, scale)
     count = (header.frames - 1) * fps_factor + 1
-    return DecodedVideo(stream, sections, width, height, header.fps * fps_factor, count, fps_factor, resolve_device(device))
+    dev = resolve_device(device)
+    half = resolve_precision(precision, dev)
+    return DecodedVideo(stream, sections, width, height, header.fps * fps_factor, count, fps_factor, dev, half)
+
+
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    if name not in PRECISIONS:
+        raise InputError(f"unknown precision {name!r}; use auto, fp32, fp16 or bf16")
+    return PRECISIONS[name]
 
 
 class KeyframeCache:
@@ -662,7 +688,7 @@ def gop_weights(stream: Bitstream, g: int) -> list[torch.Tensor]:
     return unpack_fp16(stream.weights[g], shapes)
 
 
-def _chunk_renderer(stream: Bitstream, gops: Sequence[Gop], chunk: Sequence[Gop], device, key_image):
+def _chunk_renderer(stream: Bitstream, gops: Sequence[Gop], chunk: Sequence[Gop], device, key_image, half=None):
     """Model, references and (single-reference) chain of a run of consecutive GOPs."""
     header = stream.header
     spec = get_method(header.method)
@@ -678,7 +704,7 @@ def _chunk_renderer(stream: Bitstream, gops: Sequence[Gop], chunk: Sequence[Gop]
         needed = range(max(first - 1, 0), min(last + 1, len(gops) - 1) + 1)
         keys = _extended_keys({g: key_image(g) for g in needed}, first, last, len(gops), device)
         own_keys = keys[1:-1]
-    renderer = FieldRenderer(model, spec, list(chunk), keys, header.height, header.width)
+    renderer = FieldRenderer(model, spec, list(chunk), keys, header.height, header.width, half)
     chain = render_chain(renderer, own_keys) if spec.references == "single" else None
     return renderer, own_keys, chain
 
@@ -719,7 +745,9 @@ def _render_nerv(video: DecodedVideo) -> Iterator[np.ndarray]:
     with torch.no_grad():
         for i in range(0, len(times), batch):
             t = torch.tensor([frame_time(tau, h.frames) for tau in times[i : i + batch]], device=video.device)
-            frames = resize_bicubic(model(t), video.height, video.width)
+            with torch.autocast(video.device.type, dtype=video.half or torch.float32, enabled=video.half is not None):
+                rendered = model(t).float()
+            frames = resize_bicubic(rendered, video.height, video.width)
             yield from to_uint8(frames).cpu().numpy()
 
 
@@ -753,7 +781,7 @@ def _render_stream(video: DecodedVideo) -> Iterator[np.ndarray]:
     chunks = plan_chunks(gops, per_gop, min(_memory_budget(device), 1024**3))
     key_image = KeyframeCache(stream)
     for chunk in chunks:
-        renderer, own_keys, chain = _chunk_renderer(stream, gops, chunk, device, key_image)
+        renderer, own_keys, chain = _chunk_renderer(stream, gops, chunk, device, key_image, video.half)
         outputs: dict[float, np.ndarray] = {}
         local = [[tau - g.start for tau in times_by_gop.get(g.index, [])] for g in chunk]
         todo = [[t for t in ts if not (spec.uses_keyframes and t == g.key)] for ts, g in zip(local, chunk)]

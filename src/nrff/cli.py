@@ -261,6 +261,7 @@ def decode(
     fps_factor: Annotated[int, typer.Option("--fps-factor", help="K: render K-1 in-between frames per interval.")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     crf: Annotated[Optional[float], typer.Option(help="For .mp4/.mkv: CRF-coded yuv420p instead of lossless RGB.")] = None,
+    precision: Annotated[str, typer.Option(help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.")] = "auto",
     force: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ):
@@ -269,11 +270,13 @@ def decode(
     from nrff.api import load
     from nrff.progress import Reporter
     from nrff.video.reader import parse_size
-    from nrff.video.writer import VideoWriter
+    from nrff.video.writer import BackgroundWriter, VideoWriter
 
-    decoded = run_decode(load(input), size=parse_size(size), scale=scale, fps_factor=fps_factor, device=device)
+    decoded = run_decode(load(input), size=parse_size(size), scale=scale, fps_factor=fps_factor, device=device,
+                         precision=precision)
     with Reporter(None if not quiet else False) as reporter, reporter.task("decoding", decoded.count) as update:
-        with VideoWriter(output, decoded.width, decoded.height, decoded.fps, crf=crf, force=force) as writer:
+        target = VideoWriter(output, decoded.width, decoded.height, decoded.fps, crf=crf, force=force)
+        with BackgroundWriter(target) as writer:
             for i, frame in enumerate(decoded.frames()):
                 writer.write(frame)
                 update(i + 1)

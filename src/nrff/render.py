@@ -101,7 +101,9 @@ class FieldRenderer:
     """Renders frames of a set of GOPs from their model and reference images.
 
     ``keys`` holds the extended key images ``[G + 2, 3, H, W]`` in [0, 1] at the
-    encode-time size (see :func:`multi_reference_roles`).
+    encode-time size (see :func:`multi_reference_roles`). ``half`` runs the
+    networks' hidden layers under autocast in that dtype (the encoding, the
+    first layer and the warps stay fp32).
     """
 
     model: FieldModel
@@ -110,6 +112,7 @@ class FieldRenderer:
     keys: torch.Tensor | None
     height: int
     width: int
+    half: torch.dtype | None = None
 
     @property
     def device(self) -> torch.device:
@@ -152,7 +155,8 @@ class FieldRenderer:
             y = ys[r0:r1][None].expand(G, -1)
             base_y = pixel_positions(y, self.height)
             sampler = self._sampler(local_times, keys_at, base_x, base_y, chain)
-            raw = self.model(t, y, xs[None].expand(G, -1))
+            with torch.autocast(device.type, dtype=self.half or torch.float32, enabled=self.half is not None):
+                raw = self.model(t, y, xs[None].expand(G, -1))
             for name, value in decompose(self.method, raw, sampler).items():
                 if names is not None and name not in names:
                     continue

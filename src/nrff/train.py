@@ -119,6 +119,7 @@ class Trainer:
         self.qat_from = int(cfg.qat_start * self.total_steps) if quant_bits else None
         self.report = TrainReport()
         self.chain: torch.Tensor | None = None
+        self._run_started: float | None = None
         self._window = torch.zeros(G, device=device)
         self._window_steps = 0
 
@@ -228,8 +229,13 @@ class Trainer:
         return torch.where(bad, self.best_psnr, psnr)
 
     # ---------------------------------------------------------------------- run
+    def elapsed(self) -> float:
+        """Training seconds so far (earlier sessions of a resumed run included)."""
+        running = time.perf_counter() - self._run_started if self._run_started is not None else 0.0
+        return self.report.seconds + running
+
     def run(self, progress: ProgressFn | None = None, on_window: Callable[[Trainer], None] | None = None) -> TrainReport:
-        started = time.perf_counter()
+        started = self._run_started = time.perf_counter()
         while self.step < self.total_steps:
             self.train_step()
             if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
@@ -243,7 +249,34 @@ class Trainer:
                     on_window(self)
         self.report.steps = self.step
         self.report.seconds += time.perf_counter() - started
+        self._run_started = None
         return self.report
+
+    # ---------------------------------------------------------------- evaluate
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """PSNR of every frame of the chunk rendered in full with the current weights
+        (key frames as coded), for benchmarks: far more expensive than a step."""
+        gops = self.data.gops
+        H, W = self.data.height, self.data.width
+        renderer = FieldRenderer(self.model, self.method, gops, self.data.keys, H, W)
+        chain = None
+        if self.method.references == "single":
+            chain = render_chain(renderer, self.data.keys[1:-1])
+        times = torch.tensor([[min(i, g.length - 1) for i in range(self.lmax)] for g in gops], dtype=torch.float32, device=self.device)
+        frames = renderer.render(times, H, W, chain=chain)
+        values = []
+        for gi, g in enumerate(gops):
+            for i in range(g.length):
+                if self.method.uses_keyframes and i == g.key:
+                    rendered = self.data.keys[gi + 1]
+                else:
+                    rendered = frames[gi, i]
+                pred = (rendered.clamp(0, 1) * 255 + 0.5).floor()
+                target = self.data.frames[gi, i].permute(2, 0, 1).float()
+                mse = float(((pred - target) ** 2).mean()) / 255**2
+                values.append(-10 * math.log10(max(mse, 1e-10)))
+        return sum(values) / len(values)
 
     # --------------------------------------------------------------- checkpoint
     def state(self) -> dict:

@@ -13,6 +13,8 @@ an existing output is only replaced when ``force`` is given.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -170,6 +172,54 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+class BackgroundWriter:
+    """Runs a :class:`VideoWriter` on a thread, so that rendering the next frames overlaps
+    with compressing and writing the previous ones (PNG and x264 release the GIL)."""
+
+    def __init__(self, writer: VideoWriter, depth: int = 8):
+        self.writer = writer
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write(frame)
+                except BaseException as exc:  # reported on the caller's thread
+                    self._error = exc
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frame)
+
+    @property
+    def count(self) -> int:
+        return self.writer.count
+
+    def _finish(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._finish()
+        if exc_type is None and self._error is None:
+            self.writer.close()
+            return
+        self.writer.abort()
+        if exc_type is None and self._error is not None:
+            raise self._error
 
 
 def write_video(path: str | os.PathLike, frames, fps=Fraction(25), *, crf: float | None = None, force: bool = False) -> int:
