@@ -128,3 +128,41 @@ def test_predicted_key_frames_decode_from_any_random_access_point(tmp_path):
     assert np.array_equal(later, whole.cache[4])
     parts = frame_parts(load(tmp_path / "p.nrff"), 13)
     assert parts["frame"].shape == (108, 256, 3)
+
+
+def test_probe_moves_network_bytes_to_the_gops_with_more_motion(tmp_path):
+    """A clip whose first GOP is static and second moves: the probe gives the second more bytes."""
+    from nrff.api import network_widths, probe_difficulty, probe_weights
+    from nrff.fields.encoding import PositionalEncoding
+    from nrff.fields.models import FieldShape
+    from nrff.gop import split_gops
+
+    src = open_video(sample_clip()).read_all()
+    frames = np.concatenate([np.repeat(src[:1], 5, axis=0), src[5:10]])
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    from PIL import Image
+
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"f{i:02d}.png")
+    gops = split_gops(10, 5)
+    difficulty = probe_difficulty(open_video(folder), gops)
+    assert difficulty[0] == 0 and difficulty[1] > 0
+    weights = probe_weights(difficulty)
+    assert weights[1] > weights[0]
+    shape = FieldShape("nrff", True, PositionalEncoding.for_sizes(5, 108, 256), 1, 2)
+    fixed = EncodeConfig(field=FieldConfig(ratio=0.5))
+    probe = EncodeConfig(field=FieldConfig(ratio=0.5, ratio_mode="probe"))
+    keys = {0: 8000, 1: 8000}
+    w_fixed = network_widths(fixed, shape, gops, keys, 108 * 256, 10)
+    w_probe = network_widths(probe, shape, gops, keys, 108 * 256, 10, difficulty)
+    assert w_fixed[0] == w_fixed[1] and w_probe[1] > w_probe[0]
+    total = lambda ws: sum(shape.param_count(w) for w in ws)  # noqa: E731
+    assert abs(total(w_probe) / total(w_fixed) - 1) < 0.15  # bytes moved, not added
+
+
+def test_probe_mode_round_trips(tmp_path, frames):
+    config = EncodeConfig(field=FieldConfig(ratio_mode="probe"), train=TrainConfig(epochs=1, pixel_stride=8), device="cpu")
+    result = encode(sample_clip(), tmp_path / "p.nrff", config, frames="0:8", checkpoint_seconds=None)
+    decoded = list(decode(load(tmp_path / "p.nrff")).frames())
+    assert np.mean([psnr(a, b) for a, b in zip(frames, decoded)]) == pytest.approx(result.psnr, abs=0.01)

@@ -161,8 +161,40 @@ def _fill_widths(size_of, shares: list[float], budget: float, minimum: int = 1) 
     return widths
 
 
+def probe_difficulty(video: VideoReader, gops: Sequence[Gop]) -> dict[int, float]:
+    """How much each GOP's networks must explain, from one pass over the video: the mean
+    squared error of its non-key frames against the closer of their two reference key
+    frames (uncoded). Motion and occlusion raise it; a static GOP has almost none."""
+    keys = _read_keyframes(video, gops)
+    gop_of = {f: g for g in gops for f in range(g.start, g.stop)}
+    total: dict[int, float] = {g.index: 0.0 for g in gops}
+    count: dict[int, int] = {g.index: 0 for g in gops}
+    last = len(gops) - 1
+    for index, frame in enumerate(video):
+        g = gop_of[index]
+        if index == g.key_frame:
+            continue
+        neighbour = g.index - 1 if index < g.key_frame else g.index + 1
+        neighbour = min(max(neighbour, 0), last)
+        errors = [np.mean((frame.astype(np.float32) - keys[k].astype(np.float32)) ** 2) for k in {g.index, neighbour}]
+        total[g.index] += float(min(errors))
+        count[g.index] += 1
+    return {g: total[g] / count[g] if count[g] else 0.0 for g in total}
+
+
+def probe_weights(difficulty: dict[int, float], exponent: float = 0.5, spread: float = 4.0) -> dict[int, float]:
+    """Per-GOP multipliers of the network budget, ``(d / mean d) ^ exponent`` clipped to
+    [1/spread, spread]; the caller renormalises so that the total budget is unchanged."""
+    values = [d for d in difficulty.values() if d > 0]
+    if not values:
+        return {g: 1.0 for g in difficulty}
+    mean = float(np.mean(values))
+    return {g: float(np.clip((max(d, 1e-6) / mean) ** exponent, 1 / spread, spread)) for g, d in difficulty.items()}
+
+
 def network_widths(
-    config: EncodeConfig, shape: FieldShape, gops: Sequence[Gop], key_bytes: dict[int, int], info_pixels: int, frames: int
+    config: EncodeConfig, shape: FieldShape, gops: Sequence[Gop], key_bytes: dict[int, int], info_pixels: int, frames: int,
+    difficulty: dict[int, float] | None = None,
 ) -> list[int]:
     """Per-GOP network width.
 
@@ -170,6 +202,9 @@ def network_widths(
       (the paper's rule, even widths); with ``target_bpp``, the bytes left after the
       key frames and the container, shared in proportion to the key-frame bytes;
     * SIREN: the ``target_bpp`` budget shared in proportion to the GOP lengths.
+
+    With a ``difficulty`` probe (``ratio_mode = "probe"``), each GOP's share is also
+    scaled by :func:`probe_weights`, keeping the total the same.
     """
     spec = shape.spec
     size_of = network_size_model(config, shape)
@@ -180,18 +215,23 @@ def network_widths(
             raise InputError(f"--target-bpp {target:g} leaves no room for the smallest NeRV ({size_of(4)} bytes)")
         return [channels_for_bytes(shape.height, shape.width, budget, lambda layout: size_of(layout.channels))]
     trained = [g for g in gops if g.length > 1 or not spec.uses_keyframes]
+    scale = {g.index: 1.0 for g in trained}
+    if difficulty is not None and spec.uses_keyframes and trained:
+        raw = probe_weights({g.index: difficulty[g.index] for g in trained})
+        norm = sum(key_bytes[g.index] for g in trained) / sum(key_bytes[g.index] * raw[g.index] for g in trained)
+        scale = {g: w * norm for g, w in raw.items()}
     if spec.uses_keyframes and target is None:
         per_param = config.field.bytes_per_param
         widths = {}
         for gop in trained:
-            budget = config.field.ratio * key_bytes[gop.index]
+            budget = config.field.ratio * key_bytes[gop.index] * scale[gop.index]
             widths[gop.index] = shape.width_for_bytes(budget, per_param) if config.field.quant_bits is None else \
                 min(range(2, 1025, 2), key=lambda w: abs(size_of(w) - budget))
         return [widths.get(g.index, 0) for g in gops]
     total = target * frames * info_pixels / 8 - container_bytes(config, len(gops))
     if spec.uses_keyframes:
         total -= sum(key_bytes.values())
-        weight = {g.index: key_bytes[g.index] for g in trained}
+        weight = {g.index: key_bytes[g.index] * scale[g.index] for g in trained}
     else:
         weight = {g.index: g.length for g in trained}
     if not trained:
@@ -390,7 +430,10 @@ def encode(
     key_images = keys.images
 
     # 2. network sizes from the budget
-    widths = network_widths(config, shape, gops, keys.sizes, info.pixels, info.frames)
+    difficulty = None
+    if spec.uses_keyframes and config.field.ratio_mode == "probe":
+        difficulty = probe_difficulty(video, gops)
+    widths = network_widths(config, shape, gops, keys.sizes, info.pixels, info.frames, difficulty)
     header = Header(
         frames=info.frames, width=info.width, height=info.height, fps=Fraction(info.fps),
         method=spec.name, split=config.split, gop_length=gop_length,

@@ -96,6 +96,7 @@ class MethodSpec:
     random_access: int = 8
     quant_bits: int | None = None  # None: fp16 weights
     zero_output: bool = False
+    ratio_mode: str = "fixed"
     match: str | None = None  # siren / nerv: the label whose bpp it is sized to
     # anchors
     pix_fmt: str = "yuv420p"
@@ -117,7 +118,7 @@ class MethodSpec:
         config = EncodeConfig(
             gop=self.gop,
             field=FieldConfig(method=self.method, split=self.split, ratio=self.ratio, target_bpp=target_bpp,
-                              quant_bits=self.quant_bits, zero_output=self.zero_output),
+                              quant_bits=self.quant_bits, zero_output=self.zero_output, ratio_mode=self.ratio_mode),
             train=train,
             keyframes=KeyframeConfig(codec=self.keyframe_codec, crf=float(crf), pix_fmt=self.keyframe_pix_fmt,
                                      preset=self.keyframe_preset, mode=self.keyframe_mode,
@@ -145,6 +146,8 @@ class MethodSpec:
             out["quant_bits"] = self.quant_bits
         if self.zero_output:
             out["zero_output"] = True
+        if self.ratio_mode != "fixed":
+            out["ratio_mode"] = self.ratio_mode
         if self.method in MATCHED:
             out["match"] = self.match
         else:

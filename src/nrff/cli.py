@@ -174,7 +174,8 @@ def compare(
 
 
 def _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp, keyframe_codec,
-                   keyframe_pix_fmt, lr, quant_bits=None, keyframe_mode="intra", random_access=8, zero_output=False):
+                   keyframe_pix_fmt, lr, quant_bits=None, keyframe_mode="intra", random_access=8, zero_output=False,
+                   ratio_mode="fixed"):
     from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, preset_train_config, with_overrides
     from nrff.fields.models import get_method
 
@@ -183,7 +184,7 @@ def _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed,
     config = EncodeConfig(
         gop=gop,
         field=FieldConfig(method=method, split=split, ratio=ratio, target_bpp=target_bpp, quant_bits=quant_bits,
-                          zero_output=zero_output),
+                          zero_output=zero_output, ratio_mode=ratio_mode),
         train=train,
         keyframes=KeyframeConfig(codec=keyframe_codec, crf=crf, pix_fmt=keyframe_pix_fmt, mode=keyframe_mode,
                                  random_access=random_access),
@@ -216,6 +217,7 @@ def encode(
     random_access: Annotated[int, typer.Option("--random-access", help="predicted key frames: an IDR every N GOPs.")] = 8,
     quant_bits: Annotated[Optional[int], typer.Option("--quant-bits", help="Quantise weights to K bits and entropy-code them (default: fp16).")] = None,
     zero_output: Annotated[bool, typer.Option("--zero-output", help="Start the output layers at zero (not in the paper).")] = False,
+    ratio_mode: Annotated[str, typer.Option("--ratio-mode", help="fixed (ratio per GOP) or probe (more bytes to GOPs with more motion).")] = "fixed",
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the method's from the paper).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report here.")] = None,
     force: Annotated[bool, typer.Option(help="Replace existing outputs (and any stale checkpoint).")] = False,
@@ -229,7 +231,8 @@ def encode(
     from nrff.progress import Reporter
 
     config = _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp,
-                            keyframe_codec, keyframe_pix_fmt, lr, quant_bits, keyframe_mode, random_access, zero_output)
+                            keyframe_codec, keyframe_pix_fmt, lr, quant_bits, keyframe_mode, random_access, zero_output,
+                            ratio_mode)
     if report is not None:
         check_output(report, force)  # before any work
     quiet = quiet or os.environ.get("RANK", "0") != "0"  # torchrun: only rank 0 shows progress

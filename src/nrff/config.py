@@ -32,6 +32,7 @@ class FieldConfig:
     method: str = "nrff"
     split: bool | None = None  # None: the method's default (on for nrff)
     ratio: float = 0.25  # fp16 network bytes / key-frame bytes, per GOP
+    ratio_mode: str = "fixed"  # "probe": shift bytes between GOPs by how much each must explain
     target_bpp: float | None = None  # siren: size the networks for this bpp
     hidden_layers: int = 1
     reuse: int = 2  # the hidden layer is applied this many times (shared weights)
@@ -91,6 +92,8 @@ class EncodeConfig:
             raise InputError(f"--epochs must be at least 1 (got {self.train.epochs})")
         if self.train.pixel_stride < 1 or self.train.batch_frames < 1:
             raise InputError("pixel stride and batch size must be at least 1")
+        if self.field.ratio_mode not in ("fixed", "probe"):
+            raise InputError(f"unknown ratio mode {self.field.ratio_mode!r}; use fixed or probe")
         if self.keyframes.mode not in ("intra", "predicted"):
             raise InputError(f"unknown key-frame mode {self.keyframes.mode!r}; use intra or predicted")
         if not 1 <= self.keyframes.random_access <= 10000:
