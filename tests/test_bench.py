@@ -230,7 +230,7 @@ def test_sweep_files_shipped_are_valid():
         config = SweepConfig.load(ROOT / "benchmarks" / "sweeps" / f"{name}.toml")
         assert config.runs()
     full = SweepConfig.load(ROOT / "benchmarks" / "sweeps" / "sintel20.toml")
-    assert {m.method for m in full.methods} == {"nrff", "nrff-single", "siren", "x264", "x265"}
+    assert {m.method for m in full.methods} == {"nrff", "nrff-single", "siren", "nerv", "x264", "x265"}
     assert full.clips[0].frames == "0:20"
 
 

@@ -539,7 +539,7 @@ def _train_all(config, spec, shape, gops, widths, video, key_images, device, rep
         local_gops = [Gop(g.index, g.start, g.length, g.key) for g in chunk]
         data = GopData(local_gops, frames.to(device), keys, len(gops), lmax_video)
         model = FieldModel(shape, chunk_widths, [g.index for g in chunk], seed=config.train.seed,
-                           zero_output=config.field.zero_output).to(device)
+                           zero_output=config.train.zero_output).to(device)
         trainer = Trainer(model, spec, data, config.train, config.lr, amp=config.train.amp, video_max_count=_max_count(spec, gops),
                           quant_bits=config.field.quant_bits)
         if resumed is not None and resumed["chunk"] == chunk_index and resumed["trainer"] is not None:

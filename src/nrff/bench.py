@@ -95,7 +95,7 @@ class MethodSpec:
     keyframe_mode: str = "intra"  # or "predicted" (P-frame key-frame streams)
     random_access: int = 8
     quant_bits: int | None = None  # None: fp16 weights
-    zero_output: bool = False
+    zero_output: bool | None = None  # None: the preset's
     ratio_mode: str = "fixed"
     match: str | None = None  # siren / nerv: the label whose bpp it is sized to
     # anchors
@@ -114,11 +114,11 @@ class MethodSpec:
         from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, preset_train_config, with_overrides
 
         train = with_overrides(preset_train_config(self.resolved_preset(), self.method),
-                               epochs=self.epochs, seed=self.seed, lr=self.lr)
+                               epochs=self.epochs, seed=self.seed, lr=self.lr, zero_output=self.zero_output)
         config = EncodeConfig(
             gop=self.gop,
             field=FieldConfig(method=self.method, split=self.split, ratio=self.ratio, target_bpp=target_bpp,
-                              quant_bits=self.quant_bits, zero_output=self.zero_output, ratio_mode=self.ratio_mode),
+                              quant_bits=self.quant_bits, ratio_mode=self.ratio_mode),
             train=train,
             keyframes=KeyframeConfig(codec=self.keyframe_codec, crf=float(crf), pix_fmt=self.keyframe_pix_fmt,
                                      preset=self.keyframe_preset, mode=self.keyframe_mode,
@@ -144,7 +144,7 @@ class MethodSpec:
                "epochs": config.train.epochs, "seed": self.seed, "lr": config.lr}
         if self.quant_bits is not None:
             out["quant_bits"] = self.quant_bits
-        if self.zero_output:
+        if config.train.zero_output:
             out["zero_output"] = True
         if self.ratio_mode != "fixed":
             out["ratio_mode"] = self.ratio_mode

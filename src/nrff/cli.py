@@ -174,17 +174,18 @@ def compare(
 
 
 def _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp, keyframe_codec,
-                   keyframe_pix_fmt, lr, quant_bits=None, keyframe_mode="intra", random_access=8, zero_output=False,
+                   keyframe_pix_fmt, lr, quant_bits=None, keyframe_mode="intra", random_access=8, zero_output=None,
                    ratio_mode="fixed"):
     from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, preset_train_config, with_overrides
     from nrff.fields.models import get_method
 
     get_method(method)
-    train = with_overrides(preset_train_config(preset, method), epochs=epochs, seed=seed, lr=lr)
+    train = with_overrides(preset_train_config(preset, method), epochs=epochs, seed=seed, lr=lr,
+                           zero_output=zero_output)
     config = EncodeConfig(
         gop=gop,
         field=FieldConfig(method=method, split=split, ratio=ratio, target_bpp=target_bpp, quant_bits=quant_bits,
-                          zero_output=zero_output, ratio_mode=ratio_mode),
+                          ratio_mode=ratio_mode),
         train=train,
         keyframes=KeyframeConfig(codec=keyframe_codec, crf=crf, pix_fmt=keyframe_pix_fmt, mode=keyframe_mode,
                                  random_access=random_access),
@@ -216,7 +217,7 @@ def encode(
     keyframe_mode: Annotated[str, typer.Option("--keyframe-mode", help="intra (each key frame alone) or predicted (P-frames between key frames).")] = "intra",
     random_access: Annotated[int, typer.Option("--random-access", help="predicted key frames: an IDR every N GOPs.")] = 8,
     quant_bits: Annotated[Optional[int], typer.Option("--quant-bits", help="Quantise weights to K bits and entropy-code them (default: fp16).")] = None,
-    zero_output: Annotated[bool, typer.Option("--zero-output", help="Start the output layers at zero (not in the paper).")] = False,
+    zero_output: Annotated[Optional[bool], typer.Option("--zero-output/--paper-init", help="Start the output layers at zero (default for --preset fast) or with PyTorch's default init (the paper's).")] = None,
     ratio_mode: Annotated[str, typer.Option("--ratio-mode", help="fixed (ratio per GOP) or probe (more bytes to GOPs with more motion).")] = "fixed",
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the method's from the paper).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report here.")] = None,

@@ -36,7 +36,6 @@ class FieldConfig:
     target_bpp: float | None = None  # siren: size the networks for this bpp
     hidden_layers: int = 1
     reuse: int = 2  # the hidden layer is applied this many times (shared weights)
-    zero_output: bool = False  # start the output layer at zero (not in the paper)
     quant_bits: int | None = None  # None: fp16 weights; k: k-bit grid + entropy coding (bitstream v2)
     size_bits: float | None = None  # bits per parameter assumed when sizing networks (default: 16 or k - 1)
 
@@ -64,6 +63,7 @@ class TrainConfig:
     seed: int = 0
     guard: bool = True  # detect divergence per GOP and roll back with a lower lr
     qat_start: float = 0.8  # with quantised weights: fraction of steps before fake quantisation starts
+    zero_output: bool = False  # start the output layers at zero: zero flow, even mix, no residual (not in the paper)
 
 
 @dataclass(frozen=True)
