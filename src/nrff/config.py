@@ -131,20 +131,18 @@ def preset_train_config(name: str, method: str) -> TrainConfig:
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     spec = get_method(method)
-    if name == "paper" and spec.kind == "nerv":
-        return TrainConfig(epochs=1500, warmup=0.2, log_every=25)  # the NRFF paper's NeRV runs
+    if spec.kind == "nerv":  # the NRFF paper ran NeRV for 1,500 epochs
+        return TrainConfig(epochs=1500 if name == "paper" else 150, warmup=0.2, log_every=25)
     if name == "paper":
         if spec.references == "single":
             return TrainConfig(epochs=25000, batch_frames=64)
         return TrainConfig(epochs=5000)
-    # fast
+    # fast: our own; zero-initialised outputs start every frame as a copy of its references
     if spec.references == "single":
-        return TrainConfig(epochs=600, batch_frames=64, pixel_stride=4, log_every=25, refresh_every=25)
-    if spec.kind == "nerv":
-        return TrainConfig(epochs=1500 if name == "paper" else 150, warmup=0.2, log_every=25)
+        return TrainConfig(epochs=600, batch_frames=64, pixel_stride=4, log_every=25, refresh_every=25, zero_output=True)
     if spec.references == "none":
         return TrainConfig(epochs=300, pixel_stride=4, log_every=25)
-    return TrainConfig(epochs=150, pixel_stride=4, log_every=25)
+    return TrainConfig(epochs=150, pixel_stride=4, log_every=25, zero_output=True)
 
 
 def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:
