@@ -63,10 +63,17 @@ def decode_intra(data: bytes, codec: str, width: int, height: int) -> np.ndarray
         raise BitstreamError(f"unknown key-frame codec {codec!r}")
     if not data:
         raise BitstreamError("empty key frame")
+    # FFmpeg refuses pictures much larger than the declared frame before allocating them
+    # (coded sizes are padded to 16/64, strides to 64), and decoding stops at a second picture.
+    max_pixels = (width + 128) * (height + 128)
+    frames = []
     try:
-        frames = list(decode_annexb(data, codec))
+        for frame in decode_annexb(data, codec, max_pixels=max_pixels):
+            frames.append(frame)
+            if len(frames) > 1:
+                raise BitstreamError("key frame holds at least 2 pictures instead of 1")
     except (av.FFmpegError, ValueError) as exc:
-        raise BitstreamError(f"key frame does not decode as {codec}: {exc}") from None
+        raise BitstreamError(f"key frame does not decode as {codec} at the declared {width}x{height}: {exc}") from None
     if len(frames) != 1:
         raise BitstreamError(f"key frame holds {len(frames)} pictures instead of 1")
     frame = frames[0]
