@@ -16,8 +16,8 @@ import av
 import numpy as np
 
 from nrff.codec.h26x import CODECS, H26xSettings, decode_annexb, encode_frames
-from nrff.errors import BitstreamError
-from nrff.video.colour import frame_to_rgb
+from nrff.errors import BitstreamError, InputError
+from nrff.video.colour import frame_to_rgb, needs_even_size
 
 
 class KeyframeCodec(Protocol):
@@ -47,6 +47,11 @@ class H26xIntra:
         return H26xSettings(codec=self.codec, crf=self.crf, preset=self.preset, pix_fmt=self.pix_fmt, gop=None)
 
     def validate(self, width: int, height: int) -> None:
+        if needs_even_size(self.pix_fmt) and (width % 2 or height % 2):  # name the encode option
+            raise InputError(
+                f"{width}x{height} has an odd side, which {self.pix_fmt} key frames cannot code; "
+                "use --keyframe-pix-fmt yuv444p (the default), or crop or pad to even sizes"
+            )
         self.settings().validate(width, height)
 
     def encode(self, rgb: np.ndarray) -> bytes:
