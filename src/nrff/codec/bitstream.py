@@ -31,6 +31,8 @@ import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import numpy as np
+
 from nrff.codec.keyframes import KEYFRAME_CODEC_IDS, PIX_FMT_IDS
 from nrff.codec.weights import WEIGHT_FORMATS
 from nrff.errors import BitstreamError
@@ -289,6 +291,8 @@ def read_bitstream(data: bytes) -> tuple[Bitstream, list[SectionInfo]]:
             expected = fp16_bytes(header.field_shape.shapes(width))
             if len(body) != expected:
                 _fail(f"network of GOP {g} holds {len(body)} bytes, width {width} needs {expected}")
+            if not np.isfinite(np.frombuffer(body, dtype="<f2")).all():
+                _fail(f"network of GOP {g} contains non-finite weights")
             stream.weights[g] = body
     if header is None:
         _fail("the file has no sections")
