@@ -71,12 +71,16 @@ class VideoWriter:
         else:
             check_output(self.path, force)
             self._tmp = temporary_sibling(self.path)
-            if self.kind == "yuv":
-                if width % 2 or height % 2:
-                    raise InputError(f"{self.path}: raw 4:2:0 .yuv needs even sizes (got {width}x{height})")
-                self._file = open(self._tmp, "wb")
-            else:
-                self._open_container(crf)
+            try:
+                if self.kind == "yuv":
+                    if width % 2 or height % 2:
+                        raise InputError(f"{self.path}: raw 4:2:0 .yuv needs even sizes (got {width}x{height})")
+                    self._file = open(self._tmp, "wb")
+                else:
+                    self._open_container(crf)
+            except BaseException:  # refused before the first frame: leave no temporary file behind
+                self.abort()
+                raise
 
     def _open_folder(self, force: bool) -> None:
         p = self.path
