@@ -384,6 +384,9 @@ def encode(
     check_output(output, force)
     video = open_video(source, frames=frames, size=size)
     info = video.info
+    if min(info.width, info.height) < 11:  # refused before any work, not after training
+        raise InputError(f"{info.width}x{info.height} frames are too small: nrff encodes frames of at least 11x11 "
+                         "pixels (the quality it reports includes SSIM, which needs an 11x11 window)")
     ckpt = checkpoint_path(output)
     fingerprint = {
         "config": json.loads(json.dumps(asdict(config))), "source": str(Path(source).resolve()),

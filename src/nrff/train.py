@@ -36,6 +36,7 @@ from nrff.optim import BatchedAdam, clip_grad_norm_per_gop, lr_factor
 from nrff.render import FieldRenderer, multi_reference_roles, render_chain, slot_sampler
 
 COLLAPSE_DB = 3.0  # a GOP whose training PSNR falls this far below its best is rolled back
+FP16_MAX = 65504.0  # weights are stored as fp16: a GOP with a larger weight is rolled back too
 
 
 @dataclass
@@ -188,6 +189,8 @@ class Trainer:
         self._set_quantization()
         if self.method.references == "single" and (self.chain is None or self.step % self.cfg.refresh_every == 0):
             self._refresh_chain()
+        if self.step == 0 and self.cfg.guard:
+            self._initial_psnr()
         loss = self._loss()
         (loss * self.active).sum().backward()
         if self.cfg.grad_clip > 0:
@@ -201,13 +204,27 @@ class Trainer:
 
     # -------------------------------------------------------------------- guard
     @torch.no_grad()
+    def _initial_psnr(self) -> None:
+        """Start each GOP's best PSNR at that of its untrained field (one epoch of draws; the
+        random stream is left as it was), so that a GOP whose very first window already
+        diverged (too high a learning rate) is rolled back too, not kept as its own best."""
+        state = self.generator.get_state()
+        mse = torch.zeros(self.G, device=self.device)
+        for _ in range(self.steps_per_epoch):
+            mse += self._loss()
+        self.generator.set_state(state)
+        psnr = -10 * torch.log10((mse / self.steps_per_epoch).clamp(min=1e-10))
+        self.best_psnr = torch.where(torch.isfinite(psnr) & self.active.bool(), psnr, self.best_psnr)
+
+    @torch.no_grad()
     def _check(self) -> torch.Tensor:
         """Per-GOP training PSNR of the last window; roll back diverged GOPs."""
         mse = self._window / max(self._window_steps, 1)
         self._window.zero_()
         self._window_steps = 0
         psnr = -10 * torch.log10(mse.clamp(min=1e-10))
-        bad = ~torch.isfinite(mse) | (psnr < self.best_psnr - COLLAPSE_DB)
+        largest = torch.stack([p.detach().abs().flatten(1).amax(1) for p in self.params]).amax(0)
+        bad = ~torch.isfinite(mse) | (psnr < self.best_psnr - COLLAPSE_DB) | ~(largest <= FP16_MAX)
         bad &= self.active.bool()
         if self.cfg.guard and bool(bad.any()):
             state = self.params + self.optimizer.state()

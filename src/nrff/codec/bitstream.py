@@ -36,6 +36,8 @@ import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import numpy as np
+
 from nrff.codec.keyframes import KEYFRAME_CODEC_IDS, PIX_FMT_IDS
 from nrff.codec.weights import FP16, QUANTIZED, WEIGHT_FORMATS, fp16_bytes, quantized_side_bytes
 from nrff.errors import BitstreamError
@@ -344,6 +346,8 @@ def read_bitstream(data: bytes) -> tuple[Bitstream, list[SectionInfo]]:
             shapes = header.field_shape.shapes(width)
             if header.weight_format == FP16 and len(body) != fp16_bytes(shapes):
                 _fail(f"network of GOP {g} holds {len(body)} bytes, width {width} needs {fp16_bytes(shapes)}")
+            if header.weight_format == FP16 and not np.isfinite(np.frombuffer(body, dtype="<f2")).all():
+                _fail(f"network of GOP {g} contains non-finite weights")
             if header.weight_format == QUANTIZED:
                 side = quantized_side_bytes(shapes)
                 if len(body) < side or (len(body) - side) % 4:

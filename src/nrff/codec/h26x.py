@@ -126,15 +126,19 @@ def encode_frames(
     return [p for p in out if p]
 
 
-def decode_annexb(data: bytes, codec: str) -> Iterator[av.VideoFrame]:
+def decode_annexb(data: bytes, codec: str, max_pixels: int | None = None) -> Iterator[av.VideoFrame]:
     """Decode a raw Annex-B stream; yield frames in display order.
 
     Raises ``av.FFmpegError`` on corrupt data; callers turn it into their own
     error type (:class:`~nrff.errors.BitstreamError` for .nrff files).
+    ``max_pixels`` makes FFmpeg refuse a picture larger than that before it
+    allocates it (untrusted streams can declare up to 16384x16384).
     """
     _, decoder_name = CODECS[codec]
     cc = av.CodecContext.create(decoder_name, "r")
     cc.thread_count = 1
+    if max_pixels is not None:
+        cc.options = {"max_pixels": str(max_pixels)}
     for packet in list(cc.parse(data)) + list(cc.parse(None)):
         yield from cc.decode(packet)
     yield from cc.decode(None)

@@ -16,8 +16,8 @@ import av
 import numpy as np
 
 from nrff.codec.h26x import CODECS, H26xSettings, decode_annexb, encode_frames
-from nrff.errors import BitstreamError
-from nrff.video.colour import frame_to_rgb
+from nrff.errors import BitstreamError, InputError
+from nrff.video.colour import frame_to_rgb, needs_even_size
 
 
 class KeyframeCodec(Protocol):
@@ -47,6 +47,11 @@ class H26xIntra:
         return H26xSettings(codec=self.codec, crf=self.crf, preset=self.preset, pix_fmt=self.pix_fmt, gop=None)
 
     def validate(self, width: int, height: int) -> None:
+        if needs_even_size(self.pix_fmt) and (width % 2 or height % 2):  # name the encode option
+            raise InputError(
+                f"{width}x{height} has an odd side, which {self.pix_fmt} key frames cannot code; "
+                "use --keyframe-pix-fmt yuv444p (the default), or crop or pad to even sizes"
+            )
         self.settings().validate(width, height)
 
     def encode(self, rgb: np.ndarray) -> bytes:
@@ -63,10 +68,17 @@ def decode_intra(data: bytes, codec: str, width: int, height: int) -> np.ndarray
         raise BitstreamError(f"unknown key-frame codec {codec!r}")
     if not data:
         raise BitstreamError("empty key frame")
+    # FFmpeg refuses pictures much larger than the declared frame before allocating them
+    # (coded sizes are padded to 16/64, strides to 64), and decoding stops at a second picture.
+    max_pixels = (width + 128) * (height + 128)
+    frames = []
     try:
-        frames = list(decode_annexb(data, codec))
+        for frame in decode_annexb(data, codec, max_pixels=max_pixels):
+            frames.append(frame)
+            if len(frames) > 1:
+                raise BitstreamError("key frame holds at least 2 pictures instead of 1")
     except (av.FFmpegError, ValueError) as exc:
-        raise BitstreamError(f"key frame does not decode as {codec}: {exc}") from None
+        raise BitstreamError(f"key frame does not decode as {codec} at the declared {width}x{height}: {exc}") from None
     if len(frames) != 1:
         raise BitstreamError(f"key frame holds {len(frames)} pictures instead of 1")
     frame = frames[0]
@@ -116,10 +128,14 @@ def decode_keyframe_segment(data: bytes, codec: str, count: int, width: int, hei
     """Decode one predicted key-frame stream; anything but ``count`` pictures of the size is a BitstreamError."""
     if codec not in CODECS:
         raise BitstreamError(f"unknown key-frame codec {codec!r}")
-    try:
-        frames = list(decode_annexb(data, codec))
+    frames = []
+    try:  # bounded like decode_intra: no picture larger than declared, no more pictures than declared
+        for frame in decode_annexb(data, codec, max_pixels=(width + 128) * (height + 128)):
+            frames.append(frame)
+            if len(frames) > count:
+                raise BitstreamError(f"key-frame stream holds more than {count} pictures")
     except (av.FFmpegError, ValueError) as exc:
-        raise BitstreamError(f"key-frame stream does not decode as {codec}: {exc}") from None
+        raise BitstreamError(f"key-frame stream does not decode as {codec} at the declared {width}x{height}: {exc}") from None
     if len(frames) != count:
         raise BitstreamError(f"key-frame stream holds {len(frames)} pictures instead of {count}")
     for frame in frames:

@@ -67,17 +67,22 @@ class VideoWriter:
         self.count = 0
         self._container = None
         self._file = None
+        self._created = False  # a PNG folder this writer made (removed again by abort)
         if self.kind == "png":
             self._open_folder(force)
         else:
             check_output(self.path, force)
             self._tmp = temporary_sibling(self.path)
-            if self.kind == "yuv":
-                if width % 2 or height % 2:
-                    raise InputError(f"{self.path}: raw 4:2:0 .yuv needs even sizes (got {width}x{height})")
-                self._file = open(self._tmp, "wb")
-            else:
-                self._open_container(crf)
+            try:
+                if self.kind == "yuv":
+                    if width % 2 or height % 2:
+                        raise InputError(f"{self.path}: raw 4:2:0 .yuv needs even sizes (got {width}x{height})")
+                    self._file = open(self._tmp, "wb")
+                else:
+                    self._open_container(crf)
+            except BaseException:  # refused before the first frame: leave no temporary file behind
+                self.abort()
+                raise
 
     def _open_folder(self, force: bool) -> None:
         p = self.path
@@ -95,6 +100,7 @@ class VideoWriter:
             if not parent.exists():
                 raise InputError(f"{parent}: output folder does not exist")
             p.mkdir()
+            self._created = True
 
     def _open_container(self, crf: float | None) -> None:
         if self.kind == "y4m":
@@ -153,7 +159,15 @@ class VideoWriter:
         publish(self._tmp, self.path)
 
     def abort(self) -> None:
-        """Drop a partial file output (folders keep what was written)."""
+        """Drop a partial file output, and a PNG folder this writer created (an existing
+        folder keeps what was written)."""
+        if self._created:
+            try:
+                for i in range(1, self.count + 1):
+                    (self.path / f"frame_{i:04d}.png").unlink(missing_ok=True)
+                self.path.rmdir()
+            except OSError:  # pragma: no cover - something else wrote into it
+                pass
         try:
             if self._file is not None:
                 self._file.close()
