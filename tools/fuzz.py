@@ -426,11 +426,11 @@ def header_consistent(data, corpus, ch):
 
 
 def gop_index(data, corpus, ch):
-    """The GOP index of a KEYF or NETW set to another value; valid CRC."""
+    """The GOP index of a KEYF, KSEG or NETW set to another value; valid CRC."""
     secs = _sections_or_raw(data)
     if secs is None:
         return byte_overwrite(data, corpus, ch)
-    i = _pick_section(secs, ch, [b"KEYF", b"NETW"])
+    i = _pick_section(secs, ch, [b"KEYF", b"KSEG", b"NETW"])
     if i is None:
         return header_field(data, corpus, ch)
     tag, payload = secs[i]
@@ -469,7 +469,7 @@ def keyframe_header(data, corpus, ch):
     secs = _sections_or_raw(data)
     if secs is None:
         return byte_overwrite(data, corpus, ch)
-    i = _pick_section(secs, ch, [b"KEYF"])
+    i = _pick_section(secs, ch, [b"KEYF", b"KSEG"])
     if i is None:
         return payload_flip_crc(data, corpus, ch)
     if ch.int(0, 4) == 0 and _head(data)[0] is not None:
@@ -479,13 +479,14 @@ def keyframe_header(data, corpus, ch):
         return assemble(secs, data[:5])
     tag, payload = secs[i]
     out = bytearray(payload)
-    limit = min(len(out) - 1, 4 + 48)
+    start = 8 if tag == b"KSEG" else 4  # the codec bytes begin after the GOP index (and count)
+    limit = min(len(out) - 1, start + 48)
     for _ in range(ch.int(1, 4)):
-        pos = ch.int(4, max(limit, 4))
+        pos = ch.int(start, max(limit, start))
         if pos < len(out):
             out[pos] = ch.choice([0x00, 0xFF, out[pos] ^ (1 << ch.int(0, 7)), ch.int(0, 255)])
-    if ch.int(0, 3) == 0:  # cut the codec bytes short
-        out = out[: ch.int(5, len(out))]
+    if ch.int(0, 3) == 0 and len(out) > start + 1:  # cut the codec bytes short
+        out = out[: ch.int(start + 1, len(out))]
     secs[i] = (tag, bytes(out))
     return assemble(secs, data[:5])
 
@@ -497,13 +498,14 @@ def keyframe_swap(data, corpus, ch):
     """A key frame's codec bytes replaced by another stream (valid CRC): a much larger picture,
     many pictures, the other codec, 10-bit, or a stream cut short."""
     secs = _sections_or_raw(data)
-    i = None if secs is None else _pick_section(secs, ch, [b"KEYF"])
+    i = None if secs is None else _pick_section(secs, ch, [b"KEYF", b"KSEG"])
     if i is None or not KEYFRAME_POOL:
         return keyframe_header(data, corpus, ch)
     _, stream = ch.choice(KEYFRAME_POOL)
     if ch.int(0, 3) == 0:
         stream = stream[: ch.int(1, len(stream))]
-    secs[i] = (b"KEYF", secs[i][1][:4] + stream)
+    tag, payload = secs[i]
+    secs[i] = (tag, payload[: 8 if tag == b"KSEG" else 4] + stream)
     return assemble(secs, data[:5])
 
 
