@@ -224,6 +224,7 @@ def encode(
     force: Annotated[bool, typer.Option(help="Replace existing outputs (and any stale checkpoint).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted encode from OUT.ckpt.")] = False,
     checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds between checkpoints (0: none).")] = 60.0,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Decode the file to measure PSNR/SSIM (off: faster, no quality figures).")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ):
     """Encode a video into an .nrff bitstream."""
@@ -239,7 +240,8 @@ def encode(
     quiet = quiet or os.environ.get("RANK", "0") != "0"  # torchrun: only rank 0 shows progress
     with Reporter(None if not quiet else False) as reporter:
         result = run_encode(input, output, config, frames=frames, size=size, force=force, reporter=reporter,
-                            resume=resume, checkpoint_seconds=checkpoint_every if checkpoint_every > 0 else None)
+                            resume=resume, checkpoint_seconds=checkpoint_every if checkpoint_every > 0 else None,
+                            verify=verify)
     if result is None:  # a torchrun rank other than 0: rank 0 reports
         return
     table = Table(title=f"{output}")
@@ -247,7 +249,8 @@ def encode(
         table.add_column(col, justify="right")
     table.add_row(
         result.method + ("" if not result.split else " (split)"), str(result.frames), f"{result.width}x{result.height}",
-        str(result.bytes), f"{result.bpp:.4f}", f"{result.psnr:.2f}", f"{result.ssim:.4f}",
+        str(result.bytes), f"{result.bpp:.4f}", "-" if result.psnr is None else f"{result.psnr:.2f}",
+        "-" if result.ssim is None else f"{result.ssim:.4f}",
         f"{result.encode_seconds:.1f}", result.device,
     )
     out.print(table)
