@@ -26,7 +26,11 @@ from nrff.errors import BitstreamError
 FP16 = 0
 QUANTIZED = 1
 WEIGHT_FORMATS = {FP16: "fp16", QUANTIZED: "quantised + entropy-coded"}
-MIN_SCALE = 0.05  # in symbols: keeps the Laplace model proper for all-zero tensors
+# The Laplace scale is at least half a quantisation step: a symbol then costs at least
+# -log2(1 - e^-1) = 0.66 bits, so a decoder can refuse shapes that need more symbols than
+# the coded bytes could possibly hold, before decoding any (see SYMBOLS_PER_BYTE).
+MIN_SCALE = 0.5
+SYMBOLS_PER_BYTE = 32  # > 8 / 0.66 = 12.1, with margin
 
 
 def pack_fp16(tensors: Sequence[torch.Tensor]) -> bytes:
@@ -111,6 +115,10 @@ def unpack_quantized(data: bytes, shapes: Sequence[tuple[int, ...]], bits: int) 
     if len(data) < side or (len(data) - side) % 4:
         raise BitstreamError(f"quantised weights hold {len(data)} bytes, which does not fit {len(shapes)} tensors")
     words = np.frombuffer(data, dtype="<u4", offset=side).astype(np.uint32)
+    symbols_declared = sum(math.prod(s) for s in shapes if math.prod(s) > 1)
+    if symbols_declared > SYMBOLS_PER_BYTE * 4 * words.size + 256:
+        raise BitstreamError(f"the declared network shapes need {symbols_declared} weights, more than "
+                             f"{4 * words.size} bytes of entropy-coded data can hold")
     try:
         decoder = constriction.stream.stack.AnsCoder(words) if words.size else None
     except ValueError as exc:
@@ -127,7 +135,7 @@ def unpack_quantized(data: bytes, shapes: Sequence[tuple[int, ...]], bits: int) 
             continue
         step, scale = np.frombuffer(data, dtype="<f2", count=2, offset=pos).astype(np.float64)
         pos += 4
-        if not (np.isfinite(step) and np.isfinite(scale) and step > 0 and scale > 0):
+        if not (np.isfinite(step) and np.isfinite(scale) and step > 0 and scale >= MIN_SCALE):
             raise BitstreamError(f"invalid quantisation parameters (step {step}, scale {scale})")
         if decoder is None:
             raise BitstreamError("entropy-coded weights are missing")
