@@ -150,6 +150,7 @@ def test_one_frame_and_short_clips(tmp_path):
         decoded = list(decode(load(tmp_path / f"c{n}.nrff")).frames())
         assert len(decoded) == n
         assert result.frames == n
+        assert np.mean([psnr(a, b) for a, b in zip(frames, decoded)]) == pytest.approx(result.psnr, abs=0.01)
 
 
 def test_x265_and_yuv420_key_frames(clip, tmp_path):

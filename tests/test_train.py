@@ -8,7 +8,7 @@ from helpers import write_clip
 from nrff.config import TrainConfig
 from nrff.fields.encoding import PositionalEncoding
 from nrff.fields.models import FieldModel, FieldShape, get_method
-from nrff.gop import Gop, split_gops
+from nrff.gop import split_gops
 from nrff.optim import BatchedAdam, clip_grad_norm_per_gop, lr_factor
 from nrff.train import GopData, Trainer
 

@@ -553,7 +553,7 @@ def _train_all(config, spec, shape, gops, widths, video, key_images, device, rep
             trainer.load_state(resumed["trainer"])
         last_save = time.perf_counter()
 
-        def on_window(tr: Trainer) -> None:
+        def on_window(tr: Trainer, chunk_index: int = chunk_index) -> None:
             nonlocal last_save
             refresh_ok = spec.references != "single" or tr.step % config.train.refresh_every == 0
             if save is not None and refresh_ok and tr.step < tr.total_steps and time.perf_counter() - last_save >= checkpoint_seconds:

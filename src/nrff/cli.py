@@ -229,7 +229,6 @@ def encode(
 ):
     """Encode a video into an .nrff bitstream."""
     from nrff.api import encode as run_encode
-    from nrff.errors import InputError
     from nrff.progress import Reporter
 
     config = _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp,
