@@ -37,7 +37,7 @@ def build(opts: dict, crf: float, device: str, gop: int) -> EncodeConfig:
     train = preset_train_config(preset, method)
     conv = {"epochs": ("epochs", int), "stride": ("pixel_stride", int), "batch": ("batch_frames", int),
             "lr": ("lr", float), "warmup": ("warmup", float), "final_lr": ("final_lr", float), "seed": ("seed", int),
-            "zero_output": ("zero_output", lambda v: v == "true")}
+            "zero_output": ("zero_output", lambda v: v == "true"), "accumulate": ("accumulate", lambda v: v == "true")}
     train = replace(train, **{conv[k][0]: conv[k][1](v) for k, v in opts.items() if k in conv})
     split = {"true": True, "false": False}.get(opts.get("split", ""), None)
     field = FieldConfig(method=method, split=split, ratio=float(opts.get("ratio", 0.25)),

@@ -124,3 +124,23 @@ def test_schedule_and_optimizer():
     opt = BatchedAdam([p])
     opt.step(0.1, torch.tensor([1.0, 0.0]))
     assert torch.all(p[1] == 1.0) and torch.all(p[0, :2] < 1.0)
+
+
+def test_accumulating_gradients_like_the_published_code(clip):
+    """``accumulate``: gradients add up over an epoch (zero_grad once per epoch), as in the published code."""
+    gops = split_gops(len(clip), 5)
+    plain, _ = _train(clip, gops, gops, epochs=3)
+    summed, trainer = _train(clip, gops, gops, epochs=3, accumulate=True)
+    assert trainer.steps_per_epoch == 8
+    assert not torch.equal(plain.export_gop(0)[0], summed.export_gop(0)[0])
+    assert all(np.isfinite(trainer.report.train_psnr))
+    # the first step of each epoch sees only its own gradient, the later ones the running sum
+    shape = FieldShape("nrff", True, PositionalEncoding.for_sizes(5, *clip.shape[1:3]), 1, 2)
+    model = FieldModel(shape, [8] * 3, [0, 1, 2], seed=5)
+    t = Trainer(model, get_method("nrff"), _data(clip, gops, gops), TrainConfig(epochs=1, pixel_stride=4, accumulate=True),
+                1e-2, amp=False)
+    t.train_step()
+    assert all(p.grad is not None for p in t.params)  # kept for the next step of the epoch
+    for _ in range(7):
+        t.train_step()
+    assert all(p.grad is None for p in t.params)  # zeroed at the end of the epoch

@@ -64,6 +64,10 @@ class TrainConfig:
     guard: bool = True  # detect divergence per GOP and roll back with a lower lr
     qat_start: float = 0.8  # with quantised weights: fraction of steps before fake quantisation starts
     zero_output: bool = False  # start the output layers at zero: zero flow, even mix, no residual (not in the paper)
+    # The published code zeroes gradients once per epoch, so they accumulate (and are clipped
+    # in place) over the epoch's steps. Off by default (each step its own gradient); on, it
+    # reproduces that code (a resumed run then restarts the epoch's accumulation).
+    accumulate: bool = False
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,8 @@ class Trainer:
             clip_grad_norm_per_gop(self.params, self.cfg.grad_clip)
         factor = lr_factor(self.step, self.total_steps, self.cfg.warmup, self.cfg.final_lr)
         self.optimizer.step(self.lr * factor, self.lr_scale)
-        self.optimizer.zero_grad()
+        if not self.cfg.accumulate or (self.step + 1) % self.steps_per_epoch == 0:
+            self.optimizer.zero_grad()
         self._window += loss.detach()
         self._window_steps += 1
         self.step += 1
@@ -232,6 +233,7 @@ class Trainer:
                 mask = bad.view(-1, *([1] * (current.dim() - 1)))
                 current.copy_(torch.where(mask, saved, current))
             self.lr_scale = torch.where(bad, self.lr_scale * 0.5, self.lr_scale)
+            self.optimizer.zero_grad()  # an accumulating gradient restarts with the rolled-back state
             for g in torch.nonzero(bad).flatten().tolist():
                 self.report.recoveries.append(
                     {"gop": self.data.gops[g].index, "step": self.step, "psnr": float(psnr[g]),
