@@ -531,7 +531,8 @@ def _train_all(config, spec, shape, gops, widths, video, key_images, device, rep
     """
     H, W = video.info.height, video.info.width
     mine = list(shard) if shard is not None else list(gops)
-    per_gop = [g.length * H * W * (3 + (12 if spec.references == "single" else 0)) + 12 * H * W for g in mine]
+    batch = min(config.train.batch_frames, _max_count(spec, gops))
+    per_gop = [training_bytes(g, H, W, widths[g.index], spec, shape, config.train.pixel_stride, batch) for g in mine]
     chunks = plan_chunks(mine, per_gop, _memory_budget(device))
     lmax_video = max(g.length for g in gops)
     weights: dict[int, bytes] = dict(resumed["weights"]) if resumed else {}
@@ -591,6 +592,21 @@ def _train_nerv(config: EncodeConfig, video: VideoReader, channels: int, device,
     bits = config.field.quant_bits
     data = pack_fp16(tensors) if bits is None else pack_quantized(tensors, bits)
     return {0: data}, report["seconds"], report["steps"], []
+
+
+def training_bytes(gop: Gop, height: int, width: int, net_width: int, spec, shape: FieldShape, stride: int, batch: int) -> int:
+    """Memory one GOP takes while its chunk trains: its frames (uint8), its key frame
+    (float32), the reference chain (single reference), and a step's activations, which
+    autograd keeps for the backward pass and which dominate for wide networks and large
+    frames (1/64 of a 1080p frame is 32,400 points, times each hidden unit of each layer)."""
+    frames = gop.length * height * width * 3
+    keys = 3 * height * width * 4
+    chain = gop.length * 3 * height * width * 4 if spec.references == "single" else 0
+    points = batch * -(-height // stride) * -(-width // stride)
+    nets = len(shape.network_outputs())
+    layers = 3 + 4 * shape.hidden_layers * shape.reuse  # saved tensors per unit: pre-activation, sigmoid, product, mask
+    activations = points * (nets * net_width * layers + 40) * 4  # + warps, mixing, residual, loss
+    return frames + keys + chain + 2 * activations  # gradients of the same size exist during backward
 
 
 def _chunk_frames(video: VideoReader, chunks: Sequence[Sequence[Gop]], todo: Sequence[int]) -> Iterator[tuple[int, torch.Tensor]]:
