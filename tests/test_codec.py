@@ -162,3 +162,18 @@ def test_x265_and_yuv420_key_frames(clip, tmp_path):
         assert info(load(tmp_path / f"{codec}.nrff"))["keyframe_codec"] == codec
         keys = [g["key"] for g in result.gops]
         assert min(result.psnr_per_frame[k] for k in keys) > 30  # the stored key frames decode exactly
+
+
+def test_half_precision_decoding_stays_within_0_01_db(clip, tmp_path):
+    """fp16 networks (the CUDA default) must not cost quality: within 0.01 dB of fp32."""
+    folder, frames = clip
+    for method, split in (("nrff", True), ("siren", None)):
+        encode(folder, tmp_path / f"{method}.nrff", _config(method, split, epochs=30))
+        data = load(tmp_path / f"{method}.nrff")
+        full = list(decode(data, device="cpu", precision="fp32").frames())
+        half = list(decode(data, device="cpu", precision="fp16").frames())
+        gap = np.mean([psnr(a, b) for a, b in zip(frames, full)]) - np.mean([psnr(a, b) for a, b in zip(frames, half)])
+        assert abs(gap) < 0.01, (method, gap)
+        assert any(not np.array_equal(a, b) for a, b in zip(full, half)), "fp16 was not applied"
+    with pytest.raises(Exception, match="precision"):
+        decode(data, precision="fp8")

@@ -76,8 +76,9 @@ def test_encoding_does_not_depend_on_the_thread_count(clip, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cpu_and_cuda_decoding_agree_within_0_01_db(clip, tmp_path):
-    """Decoding runs in fp32 on both devices (bf16 autocast is used only when training on CUDA);
-    kernels may round differently, so frames can differ by a level here and there."""
+    """Default decoding: fp32 on the CPU, fp16 networks on CUDA (``precision="auto"``); kernels
+    and the half-precision hidden layers round differently, so frames can differ by a level
+    here and there, but not by 0.01 dB."""
     from nrff.metrics import psnr
 
     folder, frames = clip
