@@ -226,12 +226,14 @@ class ContainerReader(VideoReader):
             cc = stream.codec_context
             width, height = cc.width, cc.height
             check_dimensions(width, height, str(path))
-            rate = fps or stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
+            native = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
+            rate = fps or native
             total = stream.frames or self._count_frames(container, stream)
         if total == 0:
             raise InputError(f"{path}: the video has no frames")
         self.start, self.stop = (frame_range or FrameRange()).resolve(total, str(path))
         self.info = VideoInfo(str(path), width, height, Fraction(rate), self.stop - self.start, "container")
+        self._timing = _TimingCheck(path, Fraction(native))  # warns once per reader
 
     def _open(self):
         try:
@@ -255,15 +257,36 @@ class ContainerReader(VideoReader):
             stream = self._stream(container)
             stream.thread_type = "AUTO"
             index = 0
+            timing = self._timing
+            timing.last = None
             try:
                 for frame in container.decode(stream):
                     if index >= self.stop:
                         break
+                    timing.see(frame.time)
                     if index >= self.start:
                         yield frame_to_rgb(frame)
                     index += 1
             except av.FFmpegError as exc:
                 raise InputError(f"{self.path}: decoding failed at frame {index} ({_short(exc)})") from None
+
+
+class _TimingCheck:
+    """Warns once when frame timestamps are irregular (a variable-frame-rate container):
+    nrff codes frames in order and decodes them at one constant rate, so the timing is lost."""
+
+    def __init__(self, path: Path, fps: Fraction):
+        self.path, self.period, self.last, self.done = path, 1 / float(fps), None, False
+
+    def see(self, time: float | None) -> None:
+        if time is None or self.done:
+            return
+        if self.last is not None and abs((time - self.last) - self.period) > 0.25 * self.period:
+            warnings.warn(f"{self.path.name}: variable frame rate (a frame {1000 * (time - self.last):.0f} ms after the "
+                          f"previous one, {1000 * self.period:.0f} ms on average); frames are coded in order and "
+                          f"decoded at one constant rate", NrffWarning, stacklevel=4)
+            self.done = True
+        self.last = time
 
 
 class RawYuvReader(VideoReader):
