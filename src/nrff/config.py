@@ -146,7 +146,7 @@ def preset_train_config(name: str, method: str) -> TrainConfig:
         return TrainConfig(epochs=600, batch_frames=64, pixel_stride=4, log_every=25, refresh_every=25, zero_output=True)
     if spec.references == "none":
         return TrainConfig(epochs=300, pixel_stride=4, log_every=25)
-    return TrainConfig(epochs=150, pixel_stride=4, log_every=25, zero_output=True)
+    return TrainConfig(epochs=300, pixel_stride=4, log_every=25, zero_output=True)
 
 
 def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:
