@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import tempfile
 import time
@@ -28,21 +27,14 @@ import torch
 
 from nrff.api import decode, encode, load
 from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, preset_train_config, with_overrides
+from nrff.machine import describe_cpu
 from nrff.video.reader import parse_size
 
 
 def machine(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(0)
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    return f"{describe_cpu()}, torch threads {torch.get_num_threads()}"
 
 
 def main() -> None:

@@ -200,38 +200,42 @@ def _pick_section(secs, ch, tags=None, nonempty=False):
     return ch.choice(idx) if idx else None
 
 
-def payload_flip_crc(data, corpus, ch):
-    """Flip bits inside one section's payload and recompute its CRC."""
+def _edit_payload(data, corpus, ch, fallback, edit):
+    """Apply ``edit(bytearray, ch)`` to one non-empty section's payload and recompute its CRC
+    (``fallback`` when the file has no parsable non-empty section)."""
     secs = _sections_or_raw(data)
     if secs is None:
-        return bit_flip(data, corpus, ch)
+        return fallback(data, corpus, ch)
     i = _pick_section(secs, ch, nonempty=True)
     if i is None:
-        return bit_flip(data, corpus, ch)
+        return fallback(data, corpus, ch)
     tag, payload = secs[i]
-    out = bytearray(payload)
-    for _ in range(ch.int(1, 8)):
-        out[ch.int(0, len(out) - 1)] ^= 1 << ch.int(0, 7)
-    secs[i] = (tag, bytes(out))
+    secs[i] = (tag, bytes(edit(bytearray(payload), ch)))
     return assemble(secs, data[:5])
 
 
-def payload_overwrite_crc(data, corpus, ch):
-    """Overwrite a run of payload bytes with random or extreme bytes; recompute the CRC."""
-    secs = _sections_or_raw(data)
-    if secs is None:
-        return byte_overwrite(data, corpus, ch)
-    i = _pick_section(secs, ch, nonempty=True)
-    if i is None:
-        return byte_overwrite(data, corpus, ch)
-    tag, payload = secs[i]
-    out = bytearray(payload)
+def _flip_bits(out, ch):
+    for _ in range(ch.int(1, 8)):
+        out[ch.int(0, len(out) - 1)] ^= 1 << ch.int(0, 7)
+    return out
+
+
+def _overwrite_run(out, ch):
     start = ch.int(0, len(out) - 1)
     n = min(ch.int(1, 32), len(out) - start)
     fill = ch.choice(["random", "zero", "ff"])
     out[start : start + n] = ch.bytes(n) if fill == "random" else (b"\x00" if fill == "zero" else b"\xff") * n
-    secs[i] = (tag, bytes(out))
-    return assemble(secs, data[:5])
+    return out
+
+
+def payload_flip_crc(data, corpus, ch):
+    """Flip bits inside one section's payload and recompute its CRC."""
+    return _edit_payload(data, corpus, ch, bit_flip, _flip_bits)
+
+
+def payload_overwrite_crc(data, corpus, ch):
+    """Overwrite a run of payload bytes with random or extreme bytes; recompute the CRC."""
+    return _edit_payload(data, corpus, ch, byte_overwrite, _overwrite_run)
 
 
 def truncate(data, corpus, ch):
@@ -740,19 +744,6 @@ def make_case(corpus: dict[str, bytes], ch) -> tuple[str, str, bytes]:
 # --------------------------------------------------------------------------- the long run
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=5000, help="cases to try (default 5000)")
@@ -767,6 +758,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
+
+    from nrff.machine import describe_cpu
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="nrff-fuzz-") as tmp:
@@ -820,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = Counter()
     for key, c in counts.items():
         kinds[key.split(":", 1)[0]] += c
-    print(f"\nmachine: {machine()}; torch {torch.__version__}, Python {platform.python_version()}")
+    print(f"\nmachine: {describe_cpu()}; torch {torch.__version__}, Python {platform.python_version()}")
     print(f"cases tried: {n} in {elapsed:.0f} s (seed {args.seed}); RSS before the run {baseline:.0f} MiB")
     print("outcomes by kind:")
     for key, c in kinds.most_common():
@@ -842,7 +835,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  case {f['case']} {f['file']} {f['mutation']}: {f['problem']}")
     if args.json:
         args.json.write_text(json.dumps({
-            "machine": machine(), "torch": torch.__version__, "seed": args.seed, "cases": n, "seconds": elapsed,
+            "machine": describe_cpu(), "torch": torch.__version__, "seed": args.seed, "cases": n, "seconds": elapsed,
             "kinds": dict(kinds), "outcomes": dict(counts),
             "by_mutation": {f"{m}/{k}": c for (m, k), c in by_mutation.items()},
             "slowest": {"seconds": slowest[0], "file": slowest[1], "mutation": slowest[2], "outcome": slowest[3]},

@@ -68,25 +68,30 @@ def decode_intra(data: bytes, codec: str, width: int, height: int) -> np.ndarray
         raise BitstreamError(f"unknown key-frame codec {codec!r}")
     if not data:
         raise BitstreamError("empty key frame")
-    # FFmpeg refuses pictures much larger than the declared frame before allocating them
-    # (coded sizes are padded to 16/64, strides to 64), and decoding stops at a second picture.
-    max_pixels = (width + 128) * (height + 128)
+    (frame,) = _decode_bounded(data, codec, 1, width, height, "key frame", "key frame holds at least 2 pictures instead of 1")
+    return frame_to_rgb(frame, trust_tags=False)
+
+
+def _decode_bounded(data: bytes, codec: str, count: int, width: int, height: int, what: str, too_many: str) -> list[av.VideoFrame]:
+    """Exactly ``count`` pictures of ``width`` x ``height`` from untrusted bytes, or a BitstreamError.
+
+    FFmpeg refuses pictures much larger than the declared frame before allocating them
+    (coded sizes are padded to 16/64, strides to 64), and decoding stops past ``count`` pictures.
+    """
     frames = []
     try:
-        for frame in decode_annexb(data, codec, max_pixels=max_pixels):
+        for frame in decode_annexb(data, codec, max_pixels=(width + 128) * (height + 128)):
             frames.append(frame)
-            if len(frames) > 1:
-                raise BitstreamError("key frame holds at least 2 pictures instead of 1")
+            if len(frames) > count:
+                raise BitstreamError(too_many)
     except (av.FFmpegError, ValueError) as exc:
-        raise BitstreamError(f"key frame does not decode as {codec} at the declared {width}x{height}: {exc}") from None
-    if len(frames) != 1:
-        raise BitstreamError(f"key frame holds {len(frames)} pictures instead of 1")
-    frame = frames[0]
-    if (frame.width, frame.height) != (width, height):
-        raise BitstreamError(
-            f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}"
-        )
-    return frame_to_rgb(frame, trust_tags=False)
+        raise BitstreamError(f"{what} does not decode as {codec} at the declared {width}x{height}: {exc}") from None
+    if len(frames) != count:
+        raise BitstreamError(f"{what} holds {len(frames)} pictures instead of {count}")
+    for frame in frames:
+        if (frame.width, frame.height) != (width, height):
+            raise BitstreamError(f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}")
+    return frames
 
 
 # One-byte ids used in the bitstream header. Never renumber: files depend on them.
@@ -128,17 +133,6 @@ def decode_keyframe_segment(data: bytes, codec: str, count: int, width: int, hei
     """Decode one predicted key-frame stream; anything but ``count`` pictures of the size is a BitstreamError."""
     if codec not in CODECS:
         raise BitstreamError(f"unknown key-frame codec {codec!r}")
-    frames = []
-    try:  # bounded like decode_intra: no picture larger than declared, no more pictures than declared
-        for frame in decode_annexb(data, codec, max_pixels=(width + 128) * (height + 128)):
-            frames.append(frame)
-            if len(frames) > count:
-                raise BitstreamError(f"key-frame stream holds more than {count} pictures")
-    except (av.FFmpegError, ValueError) as exc:
-        raise BitstreamError(f"key-frame stream does not decode as {codec} at the declared {width}x{height}: {exc}") from None
-    if len(frames) != count:
-        raise BitstreamError(f"key-frame stream holds {len(frames)} pictures instead of {count}")
-    for frame in frames:
-        if (frame.width, frame.height) != (width, height):
-            raise BitstreamError(f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}")
+    frames = _decode_bounded(data, codec, count, width, height, "key-frame stream",
+                             f"key-frame stream holds more than {count} pictures")
     return [frame_to_rgb(f, trust_tags=False) for f in frames]

@@ -258,7 +258,7 @@ class ContainerReader(VideoReader):
             stream.thread_type = "AUTO"
             index = 0
             timing = self._timing
-            timing.last = None
+            timing.restart()
             try:
                 for frame in container.decode(stream):
                     if index >= self.stop:
@@ -277,6 +277,10 @@ class _TimingCheck:
 
     def __init__(self, path: Path, fps: Fraction):
         self.path, self.period, self.last, self.done = path, 1 / float(fps), None, False
+
+    def restart(self) -> None:
+        """A new pass over the video (the warning, once given, is not repeated)."""
+        self.last = None
 
     def see(self, time: float | None) -> None:
         if time is None or self.done:
