@@ -56,7 +56,7 @@ def load(codec: str, clip: Path) -> list[dict]:
 
 
 def markdown(clip: Path) -> str:
-    from nrff.metrics import RDPoint, bd_psnr, bd_rate
+    from nrff.eval.metrics import RDPoint, bd_psnr, bd_rate
 
     rows = [
         "| codec | CRF | bytes | bpp | PSNR (dB) | SSIM | MS-SSIM | encode s |",

@@ -16,10 +16,8 @@ import argparse
 import json
 import os
 import tempfile
-from dataclasses import replace
 
-from nrff.api import encode
-from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, preset_train_config
+from nrff.api import EncodeConfig, encode
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -32,17 +30,13 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def build(opts: dict, crf: float, device: str, gop: int) -> EncodeConfig:
-    method = opts.get("method", "nrff")
-    preset = opts.get("preset", "paper")
-    train = preset_train_config(preset, method)
     conv = {"epochs": ("epochs", int), "stride": ("pixel_stride", int), "batch": ("batch_frames", int),
             "lr": ("lr", float), "warmup": ("warmup", float), "final_lr": ("final_lr", float), "seed": ("seed", int),
-            "zero_output": ("zero_output", lambda v: v == "true"), "accumulate": ("accumulate", lambda v: v == "true")}
-    train = replace(train, **{conv[k][0]: conv[k][1](v) for k, v in opts.items() if k in conv})
-    split = {"true": True, "false": False}.get(opts.get("split", ""), None)
-    field = FieldConfig(method=method, split=split, ratio=float(opts.get("ratio", 0.25)),
-                        target_bpp=float(opts["target_bpp"]) if "target_bpp" in opts else None)
-    return EncodeConfig(gop=gop, field=field, train=train, keyframes=KeyframeConfig(crf=crf), device=device, preset=preset)
+            "zero_output": ("zero_output", lambda v: v == "true"), "accumulate": ("accumulate", lambda v: v == "true"),
+            "method": ("method", str), "ratio": ("ratio", float), "target_bpp": ("target_bpp", float),
+            "split": ("split", lambda v: v == "true")}
+    options = {conv[k][0]: conv[k][1](v) for k, v in opts.items() if k in conv}
+    return EncodeConfig.from_preset(opts.get("preset", "paper"), gop=gop, crf=crf, device=device, **options)
 
 
 def main() -> None:

@@ -25,8 +25,7 @@ import time
 
 import torch
 
-from nrff.api import decode, encode, load
-from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, preset_train_config, with_overrides
+from nrff.api import EncodeConfig, decode, encode, load
 from nrff.machine import describe_cpu
 from nrff.video.reader import parse_size
 
@@ -53,9 +52,8 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="append the JSON line to this file")
     args = ap.parse_args()
 
-    train = with_overrides(preset_train_config(args.preset, args.method), epochs=args.epochs)
-    config = EncodeConfig(gop=args.gop, field=FieldConfig(method=args.method), train=train,
-                          keyframes=KeyframeConfig(crf=args.crf), device=args.device, preset=args.preset)
+    config = EncodeConfig.from_preset(args.preset, gop=args.gop, method=args.method, epochs=args.epochs, crf=args.crf,
+                                      device=args.device)
     trace: list[dict] = []
     excluded = [0.0]  # seconds spent evaluating, not training
     windows = [0]
@@ -91,7 +89,7 @@ def main() -> None:
         train_seconds = result.train_seconds - excluded[0]
         H, W = result.height, result.width
         stride = config.train.pixel_stride
-        gops = sum(1 for g in result.gops if g["width"] > 0)
+        gops = sum(1 for g in result.gops if g["units"] > 0)
         batch = min(config.train.batch_frames, max(g["frames"] for g in result.gops) - 1)
         pixels = steps * gops * batch * -(-H // stride) * -(-W // stride)
         reached = next((p["seconds"] for p in trace if args.target_psnr is not None and p["psnr"] >= args.target_psnr), None)

@@ -16,9 +16,9 @@ import pytest
 from av.video.frame import PictureType
 
 from nrff import InputError
-from nrff.baselines import FrameList, crf_sweep, run_baseline
+from nrff.eval.baselines import FrameList, crf_sweep, run_baseline
 from nrff.codec.h26x import H26xSettings, decode_annexb, encode_frames
-from nrff.metrics import bpp
+from nrff.eval.metrics import bpp
 from nrff.video import open_video
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

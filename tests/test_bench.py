@@ -22,8 +22,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import nrff.bench as bench
-from nrff.bench import SweepConfig, load_rows, row_key, run_sweep
+import nrff.eval.bench as bench
+from nrff.eval.bench import SweepConfig, load_rows, row_key, run_sweep
 from nrff.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +139,7 @@ def test_partial_last_line_is_dropped_and_recomputed(swept, tmp_path, torch_one_
 def test_report_bd_rates_match_bjontegaard(swept, tmp_path):
     import bjontegaard
 
-    from nrff.report import write_report
+    from nrff.eval.report import write_report
 
     report = write_report(swept.results, tmp_path / "report")
     for name in ("rd_sample.png", "bits_sample_nrff.png"):
@@ -166,7 +166,7 @@ def test_report_bd_rates_match_bjontegaard(swept, tmp_path):
 
 
 def test_bd_needs_four_points_and_says_why(swept):
-    from nrff.report import bd_table, curves
+    from nrff.eval.report import bd_table, curves
 
     rows = [r for r in load_rows(swept.results) if not (r["method"] == "nrff" and r["point"] == 32.0)]
     entries = {e.method: e for e in bd_table(curves(rows))}
@@ -178,7 +178,7 @@ def test_bd_needs_four_points_and_says_why(swept):
 
 
 def test_average_over_clips_is_at_matching_points():
-    from nrff.report import average_curves, curves
+    from nrff.eval.report import average_curves, curves
 
     def row(clip, point, bpp, psnr):
         return {"clip": clip, "method": "m", "kind": "x264", "settings": {"gop": 5}, "point": point,
@@ -238,7 +238,7 @@ def test_sweep_files_shipped_are_valid():
 
 
 def test_flow_colour_coding():
-    from nrff.pictures import colour_key, colour_wheel, flow_to_colour
+    from nrff.eval.pictures import colour_key, colour_wheel, flow_to_colour
 
     assert colour_wheel().shape == (55, 3)
     flows = np.array([[[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, -1.0], [2.0, 0.0]]])
@@ -254,7 +254,7 @@ def test_flow_colour_coding():
 
 def test_pictures_of_a_frame(swept, tmp_path):
     from nrff.data import sample_clip
-    from nrff.pictures import write_pictures
+    from nrff.eval.pictures import write_pictures
 
     rows = {(r["method"], r["point"]): r for r in load_rows(swept.results)}
     nrff_file = swept.results.parent / rows[("nrff", 17.0)]["bitstream"]

@@ -6,13 +6,22 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from nrff.codec.bitstream import MAGIC, Bitstream, GopEntry, Header, _section, read_bitstream
-from nrff.codec.keyframes import H26xIntra
+from nrff.codec.container import MAGIC, Bitstream, GopEntry, Header, read_container
+from nrff.codec.container import section as _section
+from nrff.codec.keyframes import KeyframeSettings, keyframe_codec
 from nrff.codec.weights import pack_fp16, unpack_fp16
+from nrff.decoder.stream import read_stream
 from nrff.errors import BitstreamError
 from nrff.fields.encoding import PositionalEncoding
-from nrff.fields.models import FieldModel, FieldShape
+from nrff.fields.models import FieldModel
 from nrff.gop import split_gops
+from nrff.methods import FieldShape, get_method
+
+
+def read_bitstream(data: bytes):
+    """The container and the decoder's checks of what it holds."""
+    stream = read_stream(data)
+    return stream.container, stream.sections
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +29,14 @@ def stream():
     width, height, frames = 32, 16, 7
     gops = split_gops(frames, 3)  # 3 + 4 frames
     enc = PositionalEncoding.for_sizes(3, height, width)
-    shape = FieldShape("nrff", True, enc, 1, 2)
+    shape = FieldShape(get_method("nrff"), True, enc, 1, 2)
     widths = [4, 6]
-    header = Header(frames, width, height, Fraction(24), "nrff", True, 3, 1, 2, enc, 0, "x264", "yuv444p", 20.0,
+    header = Header(frames, width, height, Fraction(24), 2, True, 3, 1, 2, enc.counts, 0, "x264", "yuv444p", 20.0,
                     tuple(GopEntry(g.length, g.key, w) for g, w in zip(gops, widths)))
     model = FieldModel(shape, widths, [0, 1], seed=0)
     rng = np.random.default_rng(0)
-    kf = H26xIntra(crf=30)
-    keys = {g.index: kf.encode(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)) for g in gops}
+    kf, settings = keyframe_codec("x264"), KeyframeSettings(crf=30)
+    keys = {g.index: kf.encode_intra(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), settings) for g in gops}
     weights = {i: pack_fp16(model.export_gop(i)) for i in range(2)}
     return Bitstream(header, keys, weights), shape
 
@@ -119,7 +128,18 @@ def test_inconsistent_headers(stream):
     with pytest.raises(BitstreamError, match="width 6 needs"):
         read_bitstream(_with_header(stream, gops=(GopEntry(3, 1, 6), GopEntry(4, 2, 6))))
     with pytest.raises(BitstreamError, match="frequencies"):
-        read_bitstream(_with_header(stream, encoding=PositionalEncoding((1, 1, 1))))
+        read_bitstream(_with_header(stream, frequencies=(1, 1, 1)))
+    with pytest.raises(BitstreamError, match="unknown method id 9"):
+        read_bitstream(_with_header(stream, method_id=9))
+    with pytest.raises(BitstreamError, match="no key frames but the header names"):
+        read_bitstream(_with_header(stream, method_id=0, split=False))
+
+
+def test_the_container_alone_knows_no_methods(stream):
+    """The container checks structure only; what the ids mean is the decoder's business."""
+    data = _with_header(stream, method_id=9)
+    container, _ = read_container(data)
+    assert container.header.method_id == 9
 
 
 def test_structural_defects(stream):
@@ -161,7 +181,7 @@ def test_version_1_files_still_decode():
     from pathlib import Path
 
     from nrff.api import decode
-    from nrff.metrics import psnr
+    from nrff.eval.metrics import psnr
     from nrff.video import open_video
 
     data_dir = Path(__file__).parent / "data"

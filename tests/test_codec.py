@@ -10,9 +10,9 @@ import pytest
 
 from helpers import write_clip
 from nrff.api import decode, encode, info, load
-from nrff.codec.bitstream import read_bitstream
+from nrff.codec.container import read_container as read_bitstream
 from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, TrainConfig
-from nrff.metrics import psnr
+from nrff.eval.metrics import psnr
 from nrff.video import open_video
 
 NRFF = str(Path(sys.executable).with_name("nrff"))

@@ -33,7 +33,7 @@ def test_two_gloo_ranks_write_the_bytes_of_a_single_process(tmp_path):
 
 
 def test_shards_cover_every_gop_once():
-    from nrff.distributed import Distributed
+    from nrff.encoder.distributed import Distributed
     from nrff.gop import split_gops
 
     for frames, world in ((16, 2), (50, 3), (7, 4), (100, 8)):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from nrff.fields.encoding import PositionalEncoding
-from nrff.fields.models import FieldModel, FieldShape, METHODS
+from nrff.fields.models import FieldModel
+from nrff.methods import FieldShape, get_method
 from nrff.fields.mlp import SirenField, SwishField, gop_generators
 
 
@@ -68,21 +69,21 @@ def test_swish_is_learnable_x_sigmoid():
 
 @pytest.mark.parametrize("method,split", [("nrff", True), ("nrff", False), ("nrff-single", False), ("nrff-single", True), ("siren", False)])
 def test_export_import_round_trip_and_shapes(method, split):
-    shape = FieldShape(method, split, PositionalEncoding.for_sizes(5, 48, 64), 1, 2)
+    shape = FieldShape(get_method(method), split, PositionalEncoding.for_sizes(5, 48, 64), 1, 2)
     model = FieldModel(shape, [10, 6, 8], [0, 1, 2], seed=3)
     clone = FieldModel(shape, [10, 6, 8])
     for g in range(3):
         tensors = model.export_gop(g)
-        assert [tuple(t.shape) for t in tensors] == shape.shapes(model.widths[g])
-        assert sum(t.numel() for t in tensors) == shape.param_count(model.widths[g])
+        assert [tuple(t.shape) for t in tensors] == shape.shapes(model.units[g])
+        assert sum(t.numel() for t in tensors) == shape.param_count(model.units[g])
         clone.import_gop(g, tensors)
     t, y, x = torch.rand(3, 2), torch.rand(3, 5), torch.rand(3, 6)
     assert torch.equal(model(t, y, x), clone(t, y, x))
-    assert model(t, y, x).shape == (3, 2, 5, 6, sum(METHODS[method].network_outputs(split)))
+    assert model(t, y, x).shape == (3, 2, 5, 6, sum(get_method(method).network_outputs(split)))
 
 
 def test_narrow_gops_are_masked_and_get_no_gradient():
-    shape = FieldShape("nrff", True, PositionalEncoding.for_sizes(5, 32, 32), 1, 2)
+    shape = FieldShape(get_method("nrff"), True, PositionalEncoding.for_sizes(5, 32, 32), 1, 2)
     model = FieldModel(shape, [8, 4], [0, 1], seed=0)
     t, y, x = torch.rand(2, 1), torch.rand(2, 4), torch.rand(2, 4)
     model(t, y, x).pow(2).sum().backward()
@@ -98,7 +99,7 @@ def test_narrow_gops_are_masked_and_get_no_gradient():
 
 
 def test_initialisation_is_per_gop_and_independent_of_batch():
-    shape = FieldShape("nrff", True, PositionalEncoding.for_sizes(5, 32, 32), 1, 2)
+    shape = FieldShape(get_method("nrff"), True, PositionalEncoding.for_sizes(5, 32, 32), 1, 2)
     both = FieldModel(shape, [6, 6], [4, 5], seed=1)
     second = FieldModel(shape, [6], [5], seed=1)
     for a, b in zip(both.export_gop(1), second.export_gop(0)):
@@ -119,12 +120,12 @@ def test_default_linear_and_siren_init_bounds():
 
 
 def test_width_budget():
-    shape = FieldShape("nrff", True, PositionalEncoding.for_sizes(5, 436, 1024), 1, 2)
+    shape = FieldShape(get_method("nrff"), True, PositionalEncoding.for_sizes(5, 436, 1024), 1, 2)
     # paper example: a key frame of 10,000 bytes at ratio 0.25 -> about 1,250 fp16 parameters
-    w = shape.width_for_bytes(0.25 * 10000)
+    w = shape.units_for_bytes(0.25 * 10000)
     assert w % 2 == 0
     assert abs(shape.param_count(w) - 1250) < 0.25 * 1250
     for budget in (800, 3000, 12000, 50000):
-        w = shape.width_for_bytes(budget)
+        w = shape.units_for_bytes(budget)
         best = min(range(2, 400, 2), key=lambda v: abs(2 * shape.param_count(v) - budget))
         assert w == best

@@ -1,7 +1,10 @@
+import numpy as np
 import pytest
+import torch
 
+from nrff.decoder.render import reference_stack
 from nrff.errors import InputError
-from nrff.gop import gop_of_time, gops_from_lengths, neighbour_keys, single_reference, split_gops
+from nrff.gop import gops_from_lengths, split_gops, time_coords
 
 
 def test_split_matches_published_rule():
@@ -32,21 +35,16 @@ def test_split_rejects_bad_arguments():
         split_gops(0, 5)
 
 
-def test_references():
-    gops = split_gops(15, 5)
-    assert neighbour_keys(gops, 0) == (0, 1)  # first GOP falls back to itself
-    assert neighbour_keys(gops, 1) == (0, 2)
-    assert neighbour_keys(gops, 2) == (1, 2)  # last GOP falls back to itself
-    g = gops[0]  # key at local 2
-    assert [single_reference(g, i) for i in (0, 1, 3, 4)] == [1, 2, 2, 3]
-    with pytest.raises(ValueError):
-        single_reference(g, 2)
+def test_references_of_a_run_of_gops():
+    """GOP g's previous, own and next key frames are images g, g+1, g+2; the clip's ends fall back to their own."""
+    keys = {g: np.full((2, 3, 3), 10 * (g + 1), dtype=np.uint8) for g in range(4)}
+    stack = reference_stack(keys, 0, 3, 4, "cpu")
+    assert [round(float(v) * 255) for v in stack[:, 0, 0, 0]] == [10, 10, 20, 30, 40, 40]
+    middle = reference_stack(keys, 1, 2, 4, "cpu")
+    assert [round(float(v) * 255) for v in middle[:, 0, 0, 0]] == [10, 20, 30, 40]
 
 
-def test_local_time_and_gop_of_time():
-    gops = split_gops(10, 5)
-    g = gops[0]
-    assert g.local_time(0) == -1 and g.local_time(4) == 1 and g.local_time(2) == 0
-    assert gop_of_time(gops, 4.5).index == 0  # in-between times belong to the earlier frame's GOP
-    assert gop_of_time(gops, 5).index == 1
-    assert split_gops(1, 5)[0].local_time(0) == 0
+def test_time_coordinates():
+    t = time_coords(torch.tensor([[0.0, 2.0, 4.0, 4.5], [0.0, 0.0, 0.0, 0.0]]), torch.tensor([5, 1]))
+    assert t[0].tolist() == [-1.0, 0.0, 1.0, 1.25]  # endpoints included; in-between times continue the line
+    assert t[1].tolist() == [0.0] * 4  # a one-frame GOP sits at 0

@@ -9,8 +9,25 @@ import numpy as np
 import pytest
 
 from nrff import BitstreamError
-from nrff.codec.keyframes import H26xIntra, decode_intra
-from nrff.metrics import psnr
+from nrff.codec.keyframes import KeyframeSettings, decode_keyframes, keyframe_codec
+from nrff.eval.metrics import psnr
+
+
+class H26xIntra:
+    """One registered key-frame codec at fixed settings (the tests' shorthand)."""
+
+    def __init__(self, codec: str = "x264", crf: float = 20.0, pix_fmt: str = "yuv444p"):
+        self.codec, self.settings = keyframe_codec(codec), KeyframeSettings(crf=crf, pix_fmt=pix_fmt)
+
+    def encode(self, rgb):
+        return self.codec.encode_intra(rgb, self.settings)
+
+    def decode(self, data, width, height):
+        return self.codec.decode(data, 1, width, height)[0]
+
+
+def decode_intra(data: bytes, codec: str, width: int, height: int):
+    return decode_keyframes(data, codec, 1, width, height)[0]
 
 
 def nal_units(stream: bytes) -> list[bytes]:

@@ -10,7 +10,7 @@ from scipy.interpolate import PchipInterpolator
 from skimage.metrics import structural_similarity
 
 from nrff import InputError
-from nrff.metrics import (
+from nrff.eval.metrics import (
     PSNR_CAP,
     QualityAccumulator,
     RDPoint,

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from nrff.api import decode, encode, info, load
-from nrff.codec.bitstream import read_bitstream
+from nrff.decoder.stream import read_stream
 from nrff.codec.weights import pack_fp16, pack_quantized, unpack_quantized
 from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, TrainConfig
 from nrff.data import sample_clip
-from nrff.metrics import psnr
+from nrff.eval.metrics import psnr
 from nrff.quant import fake_quantize, levels, quantize
 from nrff.video import open_video
 
@@ -115,9 +115,9 @@ def test_predicted_key_frames_decode_from_any_random_access_point(tmp_path):
     config = EncodeConfig(train=TrainConfig(epochs=1, pixel_stride=8), keyframes=KeyframeConfig(mode="predicted", random_access=2),
                           gop=3, device="cpu")
     encode(sample_clip(), tmp_path / "p.nrff", config, checkpoint_seconds=None)
-    stream, _ = read_bitstream(load(tmp_path / "p.nrff"))
-    assert sorted(stream.segments) == [0, 2, 4]  # 5 GOPs, an IDR every 2
-    from nrff.api import KeyframeCache, frame_parts
+    stream = read_stream(load(tmp_path / "p.nrff"))
+    assert sorted(stream.container.segments) == [0, 2, 4]  # 5 GOPs, an IDR every 2
+    from nrff.decoder.keycache import KeyframeCache
 
     fresh = KeyframeCache(stream)
     later = fresh(4)  # starts decoding at GOP 4's segment without touching the others
@@ -126,16 +126,17 @@ def test_predicted_key_frames_decode_from_any_random_access_point(tmp_path):
     for g in range(5):
         whole(g)
     assert np.array_equal(later, whole.cache[4])
-    parts = frame_parts(load(tmp_path / "p.nrff"), 13)
+    parts = decode(tmp_path / "p.nrff").parts(13)
     assert parts["frame"].shape == (108, 256, 3)
 
 
 def test_probe_moves_network_bytes_to_the_gops_with_more_motion(tmp_path):
     """A clip whose first GOP is static and second moves: the probe gives the second more bytes."""
-    from nrff.api import network_widths, probe_difficulty, probe_weights
+    from nrff.codec.weights import Fp16Weights
+    from nrff.encoder.plan import SizingInputs, probe_difficulty, probe_weights
     from nrff.fields.encoding import PositionalEncoding
-    from nrff.fields.models import FieldShape
     from nrff.gop import split_gops
+    from nrff.methods import FieldShape, get_method
 
     src = open_video(sample_clip()).read_all()
     frames = np.concatenate([np.repeat(src[:1], 5, axis=0), src[5:10]])
@@ -150,12 +151,13 @@ def test_probe_moves_network_bytes_to_the_gops_with_more_motion(tmp_path):
     assert difficulty[0] == 0 and difficulty[1] > 0
     weights = probe_weights(difficulty)
     assert weights[1] > weights[0]
-    shape = FieldShape("nrff", True, PositionalEncoding.for_sizes(5, 108, 256), 1, 2)
+    method = get_method("nrff")
+    shape = FieldShape(method, True, PositionalEncoding.for_sizes(5, 108, 256), 1, 2)
     fixed = EncodeConfig(field=FieldConfig(ratio=0.5))
     probe = EncodeConfig(field=FieldConfig(ratio=0.5, ratio_mode="probe"))
     keys = {0: 8000, 1: 8000}
-    w_fixed = network_widths(fixed, shape, gops, keys, 108 * 256, 10)
-    w_probe = network_widths(probe, shape, gops, keys, 108 * 256, 10, difficulty)
+    w_fixed = method.plan_units(SizingInputs(fixed, shape, gops, keys, 108 * 256, 10, Fp16Weights()))
+    w_probe = method.plan_units(SizingInputs(probe, shape, gops, keys, 108 * 256, 10, Fp16Weights(), difficulty))
     assert w_fixed[0] == w_fixed[1] and w_probe[1] > w_probe[0]
     total = lambda ws: sum(shape.param_count(w) for w in ws)  # noqa: E731
     assert abs(total(w_probe) / total(w_fixed) - 1) < 0.15  # bytes moved, not added

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from nrff.api import KeyframeCache, encode, load
-from nrff.codec.bitstream import read_bitstream
-from nrff.config import EncodeConfig, FieldConfig, preset_train_config
+from nrff.api import encode, load
+from nrff.config import EncodeConfig
+from nrff.decoder.keycache import KeyframeCache
+from nrff.decoder.stream import read_stream
 from nrff.data import sample_clip
-from nrff.gop import gops_from_lengths
-from nrff.metrics import psnr
+from nrff.eval.metrics import psnr
 from nrff.video import open_video
 
 
@@ -22,23 +22,19 @@ def runs(tmp_path_factory):
     out = {}
     folder = tmp_path_factory.mktemp("quality")
     for label, method, split in (("nrff", "nrff", True), ("nrff-nosplit", "nrff", False), ("nrff-single", "nrff-single", False)):
-        config = EncodeConfig(field=FieldConfig(method=method, split=split), train=preset_train_config("fast", method),
-                              device="cpu", preset="fast")
+        config = EncodeConfig.from_preset("fast", method=method, split=split, device="cpu")
         path = folder / f"{label}.nrff"
         out[label] = (encode(sample_clip(), path, config, checkpoint_seconds=None), path)
-    siren = EncodeConfig(field=FieldConfig(method="siren", target_bpp=out["nrff"][0].bpp),
-                         train=preset_train_config("fast", "siren"), device="cpu", preset="fast")
+    siren = EncodeConfig.from_preset("fast", method="siren", target_bpp=out["nrff"][0].bpp, device="cpu")
     out["siren"] = (encode(sample_clip(), folder / "siren.nrff", siren, checkpoint_seconds=None), folder / "siren.nrff")
     return out
 
 
 def repeated_key_frames(path) -> list[np.ndarray]:
     """The trivial reference: each GOP's coded key frame shown for the whole GOP."""
-    stream, _ = read_bitstream(load(path))
-    h = stream.header
+    stream = read_stream(load(path))
     keys = KeyframeCache(stream)
-    gops = gops_from_lengths([g.length for g in h.gops], [g.key for g in h.gops])
-    return [keys(g.index) for g in gops for _ in range(g.length)]
+    return [keys(g.index) for g in stream.gops() for _ in range(g.length)]
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from nrff.api import decode
-from nrff.metrics import psnr
+from nrff.eval.metrics import psnr
 from nrff.video import open_video
 
 _TOOL = Path(__file__).resolve().parents[1] / "tools" / "kill_resume.py"

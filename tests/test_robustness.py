@@ -12,9 +12,11 @@ from helpers import write_clip
 from nrff.api import decode, encode
 from nrff.config import EncodeConfig, FieldConfig, TrainConfig
 from nrff.fields.encoding import PositionalEncoding
-from nrff.fields.models import FieldModel, FieldShape, get_method
+from nrff.fields.models import FieldModel
+from nrff.methods import FieldShape, get_method
 from nrff.gop import split_gops
-from nrff.train import FP16_MAX, GopData, Trainer
+from nrff.encoder.fit.guard import FP16_MAX
+from nrff.encoder.fit.trainer import GopData, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ def test_cpu_and_cuda_decoding_agree_within_0_01_db(clip, tmp_path):
     """Default decoding: fp32 on the CPU, fp16 networks on CUDA (``precision="auto"``); kernels
     and the half-precision hidden layers round differently, so frames can differ by a level
     here and there, but not by 0.01 dB."""
-    from nrff.metrics import psnr
+    from nrff.eval.metrics import psnr
 
     folder, frames = clip
     for method in ("nrff", "nrff-single", "siren"):
@@ -94,7 +96,7 @@ def test_cpu_and_cuda_decoding_agree_within_0_01_db(clip, tmp_path):
 def _trainer(frames, lr, epochs=40):
     gops = split_gops(len(frames), 5)
     H, W = frames.shape[1:3]
-    shape = FieldShape("nrff", True, PositionalEncoding.for_sizes(5, H, W), 1, 2)
+    shape = FieldShape(get_method("nrff"), True, PositionalEncoding.for_sizes(5, H, W), 1, 2)
     model = FieldModel(shape, [16] * len(gops), [g.index for g in gops], seed=0)
     data = torch.zeros(len(gops), max(g.length for g in gops), H, W, 3, dtype=torch.uint8)
     for i, g in enumerate(gops):

@@ -7,10 +7,11 @@ import torch
 from helpers import write_clip
 from nrff.config import TrainConfig
 from nrff.fields.encoding import PositionalEncoding
-from nrff.fields.models import FieldModel, FieldShape, get_method
+from nrff.encoder.fit.optim import BatchedAdam, clip_grad_norm_per_gop, lr_factor
+from nrff.encoder.fit.trainer import GopData, Trainer
+from nrff.fields.models import FieldModel
 from nrff.gop import split_gops
-from nrff.optim import BatchedAdam, clip_grad_norm_per_gop, lr_factor
-from nrff.train import GopData, Trainer
+from nrff.methods import FieldShape, get_method
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def _data(clip, gops, all_gops, method="nrff"):
 
 
 def _train(clip, gops, all_gops, method="nrff", epochs=6, **cfg):
-    shape = FieldShape(method, get_method(method).default_split, PositionalEncoding.for_sizes(5, *clip.shape[1:3]), 1, 2)
+    shape = FieldShape(get_method(method), get_method(method).default_split, PositionalEncoding.for_sizes(5, *clip.shape[1:3]), 1, 2)
     model = FieldModel(shape, [8] * len(gops), [g.index for g in gops], seed=5)
     config = TrainConfig(epochs=epochs, pixel_stride=4, log_every=4, **cfg)
     trainer = Trainer(model, get_method(method), _data(clip, gops, all_gops, method), config, get_method(method).lr, amp=False,
@@ -63,22 +64,22 @@ def test_same_seed_same_weights_and_sharding_invariance(clip):
 
 def test_divergence_guard_rolls_back_one_gop(clip):
     gops = split_gops(len(clip), 5)
-    shape = FieldShape("nrff", True, PositionalEncoding.for_sizes(5, *clip.shape[1:3]), 1, 2)
+    shape = FieldShape(get_method("nrff"), True, PositionalEncoding.for_sizes(5, *clip.shape[1:3]), 1, 2)
     model = FieldModel(shape, [8] * 3, [0, 1, 2], seed=5)
     trainer = Trainer(model, get_method("nrff"), _data(clip, gops, gops), TrainConfig(epochs=10, pixel_stride=4, log_every=4),
                       1e-2, amp=False)
     for _ in range(8):
         trainer.train_step()
-    trainer._check()
+    trainer.check()
     saved = [t.clone() for t in model.export_gop(1)]
     healthy = [t.clone() for t in model.export_gop(0)]
     with torch.no_grad():
         model.nets[0].w_out[1].fill_(float("nan"))  # GOP 1 blows up
     for _ in range(4):
         trainer.train_step()
-    trainer._check()
+    trainer.check()
     assert [e["gop"] for e in trainer.report.recoveries] == [1]
-    assert trainer.lr_scale.tolist() == [1.0, 0.5, 1.0]
+    assert trainer.guard.lr_scale.tolist() == [1.0, 0.5, 1.0]
     assert all(torch.equal(a, b) for a, b in zip(model.export_gop(1), saved))
     assert not all(torch.equal(a, b) for a, b in zip(model.export_gop(0), healthy))  # GOP 0 kept training
     trainer.run()
@@ -88,17 +89,17 @@ def test_divergence_guard_rolls_back_one_gop(clip):
 
 def test_collapse_is_detected(clip):
     gops = split_gops(len(clip), 5)
-    shape = FieldShape("nrff", True, PositionalEncoding.for_sizes(5, *clip.shape[1:3]), 1, 2)
+    shape = FieldShape(get_method("nrff"), True, PositionalEncoding.for_sizes(5, *clip.shape[1:3]), 1, 2)
     model = FieldModel(shape, [8] * 3, [0, 1, 2], seed=5)
     trainer = Trainer(model, get_method("nrff"), _data(clip, gops, gops), TrainConfig(epochs=20, pixel_stride=4, log_every=8), 1e-2, amp=False)
     for _ in range(40):
         trainer.train_step()
-    trainer._check()
+    trainer.check()
     with torch.no_grad():
         model.nets[1].b_out[2, 0, 1:].fill_(5.0)  # residual saturates: GOP 2's PSNR collapses
     for _ in range(8):
         trainer.train_step()
-    trainer._check()
+    trainer.check()
     assert 2 in [e["gop"] for e in trainer.report.recoveries]
 
 
@@ -106,7 +107,7 @@ def test_single_reference_and_siren_train(clip):
     gops = split_gops(len(clip), 5)
     for method in ("nrff-single", "siren"):
         _, trainer = _train(clip, gops, gops, method=method, epochs=4, batch_frames=4)
-        assert trainer.batch == (4)
+        assert trainer.sampler.batch == 4
         assert all(np.isfinite(trainer.report.train_psnr))
 
 
@@ -135,7 +136,7 @@ def test_accumulating_gradients_like_the_published_code(clip):
     assert not torch.equal(plain.export_gop(0)[0], summed.export_gop(0)[0])
     assert all(np.isfinite(trainer.report.train_psnr))
     # the first step of each epoch sees only its own gradient, the later ones the running sum
-    shape = FieldShape("nrff", True, PositionalEncoding.for_sizes(5, *clip.shape[1:3]), 1, 2)
+    shape = FieldShape(get_method("nrff"), True, PositionalEncoding.for_sizes(5, *clip.shape[1:3]), 1, 2)
     model = FieldModel(shape, [8] * 3, [0, 1, 2], seed=5)
     t = Trainer(model, get_method("nrff"), _data(clip, gops, gops), TrainConfig(epochs=1, pixel_stride=4, accumulate=True),
                 1e-2, amp=False)

@@ -13,7 +13,7 @@ from PIL import Image
 
 import nrff.video.reader as reader_module
 from nrff import InputError, NrffWarning
-from nrff.metrics import psnr
+from nrff.eval.metrics import psnr
 from nrff.video import FrameRange, open_video
 from nrff.video.writer import write_video
 

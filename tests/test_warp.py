@@ -1,7 +1,6 @@
 import torch
 
-from nrff.render import gather_sampler, multi_reference_roles, slot_sampler
-from nrff.warp import pixel_positions, resize_bicubic, sample_bicubic, sample_slots
+from nrff.warp import gather_sampler, multi_reference_roles, pixel_positions, resize_bicubic, sample_bicubic, sample_slots, slot_sampler
 
 
 def _grid_points(h, w, dx=0.0, dy=0.0):

@@ -561,8 +561,7 @@ def build_corpus(folder: str | os.PathLike) -> dict[str, bytes]:
 
     from PIL import Image
 
-    from nrff.api import encode
-    from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, TrainConfig
+    from nrff.api import EncodeConfig, encode
     from nrff.data import sample_clip
 
     folder = Path(folder)
@@ -574,14 +573,11 @@ def build_corpus(folder: str | os.PathLike) -> dict[str, bytes]:
         for i in range(frames):
             with Image.open(sources[i]) as im:
                 im.convert("RGB").resize((width, height), Image.Resampling.LANCZOS).save(clip / f"frame_{i + 1:04d}.png")
-        config = EncodeConfig(
-            gop=gop,
-            field=FieldConfig(method=method, target_bpp={"siren": 2.0, "nerv": 40.0}.get(method),
-                              quant_bits=extra.get("quant_bits")),
-            train=TrainConfig(epochs=2, pixel_stride=4, batch_frames=4 if method == "nrff-single" else 1, log_every=4),
-            keyframes=KeyframeConfig(codec=codec, crf=30, pix_fmt=pix_fmt, mode=extra.get("keyframe_mode", "intra"),
-                                     random_access=extra.get("random_access", 8)),
-            device="cpu",
+        config = EncodeConfig.from_preset(
+            "paper", gop=gop, method=method, target_bpp={"siren": 2.0, "nerv": 40.0}.get(method),
+            quant_bits=extra.get("quant_bits"), epochs=2, pixel_stride=4, batch_frames=4 if method == "nrff-single" else 1,
+            log_every=4, zero_output=False, warmup=0.2, keyframe_codec=codec, crf=30, keyframe_pix_fmt=pix_fmt,
+            keyframe_mode=extra.get("keyframe_mode", "intra"), random_access=extra.get("random_access", 8), device="cpu",
         )
         out = folder / f"{name}.nrff"
         with warnings.catch_warnings():

@@ -1,4 +1,9 @@
-"""nrff: Neural Residual Flow Fields, a neural video codec with a real bitstream."""
+"""nrff: Neural Residual Flow Fields, a neural video codec with a real bitstream.
+
+    import nrff
+    result = nrff.encode("clip.mp4", "clip.nrff", nrff.EncodeConfig.from_preset("fast"))
+    for frame in nrff.decode("clip.nrff").frames(): ...
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,19 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+src"
 
+_API = ("encode", "decode", "info", "load", "EncodeConfig", "EncodeResult", "DecodedVideo", "FieldConfig",
+        "KeyframeConfig", "TrainConfig")
+
+
+def __getattr__(name: str):
+    """The API at top level, imported on first use (``import nrff`` stays light)."""
+    if name in _API:
+        from nrff import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'nrff' has no attribute {name!r}")
+
+
 __all__ = [
     "BitstreamError",
     "InputError",
@@ -18,4 +36,5 @@ __all__ = [
     "NrffWarning",
     "OutputExistsError",
     "__version__",
+    *_API,
 ]

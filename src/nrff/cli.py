@@ -103,7 +103,7 @@ def baseline(
     """Code a clip with x264/x265 at a closed GOP and measure it like nrff."""
     from dataclasses import replace
 
-    from nrff.baselines import run_baseline
+    from nrff.eval.baselines import run_baseline
     from nrff.codec.h26x import H26xSettings
     from nrff.errors import InputError
     from nrff.video import open_video
@@ -148,7 +148,7 @@ def compare(
 ):
     """PSNR / SSIM / MS-SSIM of DISTORTED against REFERENCE, frame by frame."""
     from nrff.errors import InputError
-    from nrff.metrics import compare_videos
+    from nrff.eval.metrics import compare_videos
     from nrff.video import open_video
 
     ref = open_video(reference, frames=frames, size=size)
@@ -173,25 +173,10 @@ def compare(
     out.print(table)
 
 
-def _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp, keyframe_codec,
-                   keyframe_pix_fmt, lr, quant_bits=None, keyframe_mode="intra", random_access=8, zero_output=None,
-                   ratio_mode="fixed"):
-    from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, preset_train_config, with_overrides
-    from nrff.fields.models import get_method
+def _encode_config(preset: str, **options):
+    from nrff.config import EncodeConfig
 
-    get_method(method)
-    train = with_overrides(preset_train_config(preset, method), epochs=epochs, seed=seed, lr=lr,
-                           zero_output=zero_output)
-    config = EncodeConfig(
-        gop=gop,
-        field=FieldConfig(method=method, split=split, ratio=ratio, target_bpp=target_bpp, quant_bits=quant_bits,
-                          ratio_mode=ratio_mode),
-        train=train,
-        keyframes=KeyframeConfig(codec=keyframe_codec, crf=crf, pix_fmt=keyframe_pix_fmt, mode=keyframe_mode,
-                                 random_access=random_access),
-        device=device,
-        preset=preset,
-    )
+    config = EncodeConfig.from_preset(preset, **options)
     config.validate()
     return config
 
@@ -231,9 +216,10 @@ def encode(
     from nrff.api import encode as run_encode
     from nrff.progress import Reporter
 
-    config = _encode_config(method, gop, crf, ratio, split, epochs, preset, device, seed, target_bpp,
-                            keyframe_codec, keyframe_pix_fmt, lr, quant_bits, keyframe_mode, random_access, zero_output,
-                            ratio_mode)
+    config = _encode_config(preset, method=method, gop=gop, crf=crf, ratio=ratio, split=split, epochs=epochs,
+                            device=device, seed=seed, target_bpp=target_bpp, keyframe_codec=keyframe_codec,
+                            keyframe_pix_fmt=keyframe_pix_fmt, lr=lr, quant_bits=quant_bits, keyframe_mode=keyframe_mode,
+                            random_access=random_access, zero_output=zero_output, ratio_mode=ratio_mode)
     if report is not None:
         check_output(report, force)  # before any work
     quiet = quiet or os.environ.get("RANK", "0") != "0"  # torchrun: only rank 0 shows progress
@@ -273,12 +259,11 @@ def decode(
 ):
     """Decode an .nrff file to frames, at any size and frame rate."""
     from nrff.api import decode as run_decode
-    from nrff.api import load
     from nrff.progress import Reporter
     from nrff.video.reader import parse_size
     from nrff.video.writer import BackgroundWriter, VideoWriter
 
-    decoded = run_decode(load(input), size=parse_size(size), scale=scale, fps_factor=fps_factor, device=device,
+    decoded = run_decode(input, size=parse_size(size), scale=scale, fps_factor=fps_factor, device=device,
                          precision=precision)
     with Reporter(None if not quiet else False) as reporter, reporter.task("decoding", decoded.count) as update:
         target = VideoWriter(output, decoded.width, decoded.height, decoded.fps, crf=crf, force=force)
@@ -296,9 +281,8 @@ def info(
 ):
     """Show the header and the sections of an .nrff file with their sizes."""
     from nrff.api import info as run_info
-    from nrff.api import load
 
-    data = run_info(load(input))
+    data = run_info(input)
     if as_json:
         out.print_json(json.dumps(data))
         return
@@ -326,7 +310,7 @@ def demo(
     force: Annotated[bool, typer.Option(help="Write into an existing folder.")] = False,
 ):
     """Encode and decode the bundled Sintel clip (fast preset) and compare with x264."""
-    from nrff.demo import run_demo
+    from nrff.eval.demo import run_demo
 
     run_demo(output, device=device, force=force, console=out)
 
@@ -351,7 +335,7 @@ def bench_run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ):
     """Run a sweep (clips x methods x operating points), appending one row per finished run."""
-    from nrff.bench import SweepConfig, run_sweep, streams_folder
+    from nrff.eval.bench import SweepConfig, run_sweep, streams_folder
     from nrff.progress import Reporter
 
     sweep = SweepConfig.load(config)
@@ -370,7 +354,7 @@ def bench_report(
     force: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
 ):
     """RD plots, BD-rate table and per-GOP bits breakdown of a results file."""
-    from nrff.report import bd_markdown, write_report
+    from nrff.eval.report import bd_markdown, write_report
 
     report = write_report(results, out, anchor=anchor, force=force)
     out_text = bd_markdown(report.bd + (report.bd_mean if len({e.clip for e in report.bd}) > 1 else []))
@@ -403,7 +387,7 @@ def bench_picture(
     force: Annotated[bool, typer.Option(help="Replace existing figures.")] = False,
 ):
     """Figures of one frame: its parts (flows, warps, residual, errors), 2x crops and an in-between frame."""
-    from nrff.pictures import write_pictures
+    from nrff.eval.pictures import write_pictures
 
     pictures = write_pictures(input, reference, frame, out, siren_file=siren, frames=frames, crop=_parse_crop(crop),
                               device=device, force=force)

@@ -1,5 +1,9 @@
-"""Typed configuration of an encode, and the named presets.
+"""Typed configuration of an encode, the named presets, and the one way to build both.
 
+``EncodeConfig.from_preset("fast", crf=22, quant_bits=8)`` is how the command
+line, the demo, the benchmarks and the tools build a configuration: a preset's
+training schedule for the method, then the options given by flat name.
+Constructing ``EncodeConfig(preset="fast")`` applies that preset's schedule too.
 Defaults follow the paper and the published code; ``fast`` is our own short
 schedule (see docs/performance.md for what it costs in quality).
 """
@@ -7,10 +11,15 @@ schedule (see docs/performance.md for what it costs in quality).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from nrff.errors import InputError
-from nrff.fields.models import get_method
+
+
+def _method(name: str):
+    from nrff.methods import get_method  # methods build on the configs: imported when needed
+
+    return get_method(name)
 
 
 @dataclass(frozen=True)
@@ -70,17 +79,45 @@ class TrainConfig:
     accumulate: bool = False
 
 
+PRESETS = ("paper", "fast")
+
+
 @dataclass(frozen=True)
 class EncodeConfig:
+    """Everything an encode is set to. ``train=None`` means the preset's schedule for the method."""
+
     gop: int = 5
     field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    train: TrainConfig | None = None
     keyframes: KeyframeConfig = dataclasses.field(default_factory=KeyframeConfig)
     device: str = "auto"
     preset: str = "paper"
 
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise InputError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.train is None:
+            object.__setattr__(self, "train", _method(self.field.method).schedule(self.preset))
+
+    @classmethod
+    def from_preset(cls, preset: str = "paper", **options) -> EncodeConfig:
+        """A preset with options by flat name (``crf``, ``epochs``, ``quant_bits``, ``keyframe_codec``,
+        ...; see :data:`OPTION_NAMES`); an option given as None keeps the preset's value."""
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - set(OPTION_NAMES))
+        if unknown:
+            raise InputError(f"unknown encode option {unknown[0]!r}")
+        parts: dict[str, dict] = {"": {}, "field": {}, "train": {}, "keyframes": {}}
+        for name, value in given.items():
+            part, attr = OPTION_NAMES[name]
+            parts[part][attr] = value
+        field_config = FieldConfig(**parts["field"])
+        train = replace(_method(field_config.method).schedule(preset), **parts["train"])
+        return cls(field=field_config, train=train, keyframes=KeyframeConfig(**parts["keyframes"]), preset=preset,
+                   **parts[""])
+
     def validate(self) -> None:
-        spec = get_method(self.field.method)
+        spec = _method(self.field.method)
         spec.resolve_split(self.field.split)
         if self.gop < 1:
             raise InputError(f"GOP length must be at least 1 (got {self.gop})")
@@ -108,47 +145,33 @@ class EncodeConfig:
             raise InputError(f"size bits must be between 0.5 and 32 (got {self.field.size_bits:g})")
         if not 0 <= self.train.qat_start <= 1:
             raise InputError("qat_start must be in [0, 1]")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise InputError(f"unknown device {self.device!r}; use auto, cpu or cuda")
+        from nrff.devices import check_device_name
+
+        check_device_name(self.device)
+
+    @property
+    def method(self):
+        """The registered method object of ``field.method``."""
+        return _method(self.field.method)
 
     @property
     def split(self) -> bool:
-        return get_method(self.field.method).resolve_split(self.field.split)
+        return self.method.resolve_split(self.field.split)
 
     @property
     def lr(self) -> float:
-        return self.train.lr if self.train.lr is not None else get_method(self.field.method).lr
+        return self.train.lr if self.train.lr is not None else self.method.lr
 
 
-PRESETS = ("paper", "fast")
+def _option_names() -> dict[str, tuple[str, str]]:
+    names = {"gop": ("", "gop"), "device": ("", "device")}
+    names.update({f.name: ("field", f.name) for f in fields(FieldConfig)})
+    names.update({f.name: ("train", f.name) for f in fields(TrainConfig)})
+    names.update({"crf": ("keyframes", "crf"), "keyframe_codec": ("keyframes", "codec"),
+                  "keyframe_pix_fmt": ("keyframes", "pix_fmt"), "keyframe_preset": ("keyframes", "preset"),
+                  "keyframe_mode": ("keyframes", "mode"), "random_access": ("keyframes", "random_access")})
+    return names
 
 
-def preset_train_config(name: str, method: str) -> TrainConfig:
-    """The training schedule of a preset for a method.
-
-    * ``paper``: the paper's schedule: 5,000 epochs, batch 1, 1/64 of the pixels
-      per step, lr 1e-2 (multi-reference) or 1e-3 (SIREN); single-reference
-      NRFF trains on the whole GOP per step for 25,000 epochs (the paper found
-      batch 1 unstable for it).
-    * ``fast``: a short schedule for previews and CPU use (see docs/performance.md).
-    """
-    if name not in PRESETS:
-        raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    spec = get_method(method)
-    if spec.kind == "nerv":  # the NRFF paper ran NeRV for 1,500 epochs
-        return TrainConfig(epochs=1500 if name == "paper" else 150, warmup=0.2, log_every=25)
-    if name == "paper":
-        if spec.references == "single":
-            return TrainConfig(epochs=25000, batch_frames=64)
-        return TrainConfig(epochs=5000)
-    # fast: our own; zero-initialised outputs start every frame as a copy of its references
-    if spec.references == "single":
-        return TrainConfig(epochs=600, batch_frames=64, pixel_stride=4, log_every=25, refresh_every=25, zero_output=True)
-    if spec.references == "none":
-        return TrainConfig(epochs=300, pixel_stride=4, log_every=25)
-    return TrainConfig(epochs=300, pixel_stride=4, log_every=25, zero_output=True)
-
-
-def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:
-    """Apply the options a user gave explicitly (``None`` means not given)."""
-    return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+# flat option name -> (part of EncodeConfig, attribute)
+OPTION_NAMES = _option_names()

@@ -14,9 +14,11 @@ from the key frame, each frame from its (reconstructed) neighbour.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from nrff.errors import InputError
 
@@ -37,14 +39,15 @@ class Gop:
         """Global index of the key frame."""
         return self.start + self.key
 
-    @property
-    def non_key(self) -> list[int]:
-        """Local indices of the frames the network must reconstruct."""
-        return [i for i in range(self.length) if i != self.key]
 
-    def local_time(self, local: float) -> float:
-        """Local frame index -> time coordinate in [-1, 1] (endpoints included)."""
-        return 0.0 if self.length == 1 else 2.0 * local / (self.length - 1) - 1.0
+
+def time_coords(local: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Local frame times ``[G, B]`` of GOPs of ``lengths [G]`` frames -> the fields' time coordinate
+    in [-1, 1], first and last frame of the GOP included (0 for a one-frame GOP). Training and
+    rendering both use this, so a decoder evaluates the fields where the encoder fitted them."""
+    lengths = lengths[:, None]
+    t = 2 * local.float() / (lengths - 1).clamp(min=1).float() - 1
+    return torch.where(lengths > 1, t, torch.zeros_like(t))
 
 
 def split_gops(frames: int, gop_length: int) -> list[Gop]:
@@ -67,32 +70,17 @@ def gops_from_lengths(lengths: list[int], keys: list[int]) -> list[Gop]:
     return gops
 
 
-def neighbour_keys(gops: list[Gop], index: int) -> tuple[int, int]:
-    """GOP indices whose key frames serve as (previous, next) references of GOP ``index``.
-
-    The first GOP has no previous one and the last no next one: each falls back
-    to its own key frame.
-    """
-    prev_gop = index - 1 if index > 0 else index
-    next_gop = index + 1 if index < len(gops) - 1 else index
-    return prev_gop, next_gop
-
-
-def single_reference(gop: Gop, local: int) -> int:
-    """Local index of the frame that ``local`` warps in single-reference NRFF."""
-    if local == gop.key:
-        raise ValueError("the key frame has no reference")
-    return local + 1 if local < gop.key else local - 1
-
-
-def gop_of_time(gops: list[Gop], time: float) -> Gop:
-    """The GOP that renders (possibly fractional) global frame time ``time``.
-
-    A time between two frames belongs to the GOP of the earlier frame, whose
-    field is sampled slightly past its last frame if needed.
-    """
-    frame = int(np.floor(time))
-    for gop in gops:
-        if gop.start <= frame < gop.stop:
-            return gop
-    raise ValueError(f"time {time} is outside the video")
+def chunk_gops(gops: Sequence[Gop], per_gop_bytes: Sequence[int], budget: int) -> list[list[Gop]]:
+    """Consecutive groups of GOPs whose memory estimate fits ``budget`` (at least one GOP each)."""
+    chunks: list[list[Gop]] = []
+    current: list[Gop] = []
+    used = 0
+    for gop, need in zip(gops, per_gop_bytes):
+        if current and used + need > budget:
+            chunks.append(current)
+            current, used = [], 0
+        current.append(gop)
+        used += need
+    if current:
+        chunks.append(current)
+    return chunks

@@ -14,8 +14,13 @@ call without copying any image, by giving every image a fixed number of
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
+
+# A sampler maps (reference role, flow [G, B, R, C, 2]) -> colours [G, B, R, C, 3].
+Sampler = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 def to_grid(points: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -74,3 +79,70 @@ def resize_bicubic(images: torch.Tensor, height: int, width: int) -> torch.Tenso
     py, px = torch.meshgrid(pixel_positions(ys, h), pixel_positions(xs, w), indexing="ij")
     points = torch.stack((px, py), dim=-1).reshape(1, -1, 2).expand(M, -1, -1)
     return sample_bicubic(images, points).reshape(M, 3, height, width)
+
+
+# ----------------------------------------------------------------------------- samplers
+
+
+def _points(base_x: torch.Tensor, base_y: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Base pixel positions (``[G, C]``, ``[G, R]``) + flow ``[G, B, R, C, 2]`` -> points."""
+    px = base_x[:, None, None, :] + flow[..., 0]
+    py = base_y[:, None, :, None] + flow[..., 1]
+    return torch.stack((px, py), dim=-1)
+
+
+def slot_sampler(
+    images: torch.Tensor,
+    base_x: torch.Tensor,
+    base_y: torch.Tensor,
+    role_image: Sequence[torch.Tensor],
+    role_slot: Sequence[torch.Tensor],
+    slots: Sequence[int],
+) -> Sampler:
+    """Sample role ``r`` of query (g, b) from ``images[role_image[r][g, b]]`` (no image copies).
+
+    Every (image, slot) pair of a role must belong to one query only.
+    """
+
+    def sample(role: int, flow: torch.Tensor) -> torch.Tensor:
+        G, B, R, C, _ = flow.shape
+        pts = _points(base_x, base_y, flow.float()).reshape(G * B, R * C, 2)
+        out = sample_slots(images, role_image[role].reshape(-1), role_slot[role].reshape(-1), slots[role], pts)
+        return out.reshape(G, B, 3, R, C).permute(0, 1, 3, 4, 2)
+
+    return sample
+
+
+def gather_sampler(
+    images: torch.Tensor, base_x: torch.Tensor, base_y: torch.Tensor, role_image: Sequence[torch.Tensor]
+) -> Sampler:
+    """Sample role ``r`` of query (g, b) from ``images[role_image[r][g, b]]`` (copies the images)."""
+
+    def sample(role: int, flow: torch.Tensor) -> torch.Tensor:
+        G, B, R, C, _ = flow.shape
+        pts = _points(base_x, base_y, flow.float()).reshape(G * B, R * C, 2)
+        refs = images.index_select(0, role_image[role].reshape(-1))
+        out = sample_bicubic(refs, pts)
+        return out.reshape(G, B, 3, R, C).permute(0, 1, 3, 4, 2)
+
+    return sample
+
+
+def multi_reference_roles(
+    keys_before: torch.Tensor, batch: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
+    """Image and slot indices for multi-reference NRFF over extended key images.
+
+    The extended key images of G GOPs are ``[prev of GOP 0, key 0, ..., key G-1,
+    next of GOP G-1]``: GOP g's previous, own and next key frames are images
+    g, g+1 and g+2. ``keys_before [G, B]`` is True where the frame lies before
+    its key frame (and so refers to the previous GOP).
+    """
+    G, B = keys_before.shape
+    g = torch.arange(G, device=keys_before.device)[:, None].expand(G, B)
+    b = torch.arange(B, device=keys_before.device)[None, :].expand(G, B)
+    image0 = torch.where(keys_before, g, g + 2)
+    slot0 = torch.where(keys_before, 0, 1) * B + b
+    image1 = g + 1
+    slot1 = b
+    return [image0, image1], [slot0, slot1], [2 * B, B]

@@ -1,4 +1,4 @@
-"""Network weights <-> bytes.
+"""Network weights <-> bytes: the weight codecs, chosen by the header's weight format.
 
 Format 0 (fp16): every tensor as IEEE fp16, little-endian, in the order and
 shapes the field's layout defines; nothing else (shapes follow from the
@@ -25,7 +25,6 @@ from nrff.errors import BitstreamError
 
 FP16 = 0
 QUANTIZED = 1
-WEIGHT_FORMATS = {FP16: "fp16", QUANTIZED: "quantised + entropy-coded"}
 # The Laplace scale is at least half a quantisation step: a symbol then costs at least
 # -log2(1 - e^-1) = 0.66 bits, so a decoder can refuse shapes that need more symbols than
 # the coded bytes could possibly hold, before decoding any (see SYMBOLS_PER_BYTE).
@@ -148,3 +147,89 @@ def unpack_quantized(data: bytes, shapes: Sequence[tuple[int, ...]], bits: int) 
     if decoder is not None and not decoder.is_empty():
         raise BitstreamError("entropy-coded weights have data left over")
     return out
+
+
+# ----------------------------------------------------------------------------- codecs
+
+
+class WeightCodec:
+    """One weight format: ``pack``/``unpack`` a GOP's tensors, ``check`` a payload's size against
+    the declared shapes before decoding it, and ``estimate`` the bytes of a shape for the planner."""
+
+    format_id: int
+    name: str
+    bits: int = 0  # stored in the header (quant_bits)
+
+    def pack(self, tensors: Sequence[torch.Tensor]) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def unpack(self, data: bytes, shapes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def check(self, data: bytes, shapes: Sequence[tuple[int, ...]], what: str, units: int) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def estimate(self, shapes: Sequence[tuple[int, ...]], bytes_per_param: float) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Fp16Weights(WeightCodec):
+    """Every tensor as IEEE fp16: the size follows from the shapes exactly."""
+
+    format_id, name = FP16, "fp16"
+
+    def pack(self, tensors):
+        return pack_fp16(tensors)
+
+    def unpack(self, data, shapes):
+        return unpack_fp16(data, shapes)
+
+    def check(self, data, shapes, what, units):
+        if len(data) != fp16_bytes(shapes):
+            raise BitstreamError(f"{what} holds {len(data)} bytes, width {units} needs {fp16_bytes(shapes)}")
+        if not np.isfinite(np.frombuffer(data, dtype="<f2")).all():
+            raise BitstreamError(f"{what} contains non-finite weights")
+
+    def estimate(self, shapes, bytes_per_param):
+        return sum(math.prod(s) for s in shapes) * bytes_per_param
+
+
+class QuantizedWeights(WeightCodec):
+    """Per-tensor uniform grids of ``bits`` bits, Laplace models, one ANS stream per GOP."""
+
+    format_id, name = QUANTIZED, "quantised + entropy-coded"
+
+    def __init__(self, bits: int):
+        self.bits = bits
+
+    def pack(self, tensors):
+        return pack_quantized(tensors, self.bits)
+
+    def unpack(self, data, shapes):
+        return unpack_quantized(data, shapes, self.bits)
+
+    def check(self, data, shapes, what, units):
+        side = quantized_side_bytes(shapes)
+        if len(data) < side or (len(data) - side) % 4:
+            raise BitstreamError(f"{what} holds {len(data)} bytes, which does not fit width {units}")
+
+    def estimate(self, shapes, bytes_per_param):
+        if not shapes:
+            return 0
+        return quantized_side_bytes(shapes) + sum(math.prod(s) for s in shapes) * bytes_per_param
+
+
+# format id -> factory taking the header's quant_bits; never renumber: files depend on them
+WEIGHT_CODECS = {FP16: lambda bits: Fp16Weights(), QUANTIZED: QuantizedWeights}
+
+
+def weight_codec(format_id: int, bits: int = 0) -> WeightCodec:
+    """The codec of a weight format (as stored in a header)."""
+    if format_id not in WEIGHT_CODECS:
+        raise BitstreamError(f"unknown weight format {format_id}")
+    return WEIGHT_CODECS[format_id](bits)
+
+
+def weight_codec_for(quant_bits: int | None) -> WeightCodec:
+    """The codec an encode uses: fp16 without ``quant_bits``, else quantised + entropy-coded."""
+    return Fp16Weights() if quant_bits is None else QuantizedWeights(quant_bits)

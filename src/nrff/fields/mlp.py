@@ -46,20 +46,20 @@ class BatchedField(nn.Module):
     """Common machinery: widths, masks, export/import of one GOP's active weights,
     and fake quantisation of the weight tensors (set ``quant_bits`` to train with it)."""
 
-    widths: list[int]
+    units: list[int]
     quant_bits: int | None = None
 
     def _w(self, param: torch.Tensor) -> torch.Tensor:
         return param if self.quant_bits is None else fake_quantize(param, self.quant_bits)
 
-    def _set_widths(self, widths: Sequence[int]) -> int:
-        self.widths = [int(w) for w in widths]
-        wmax = max(max(self.widths), 1)
-        mask = torch.zeros(len(self.widths), 1, wmax)
-        for g, w in enumerate(self.widths):
+    def _set_units(self, units: Sequence[int]) -> int:
+        self.units = [int(w) for w in units]
+        wmax = max(max(self.units), 1)
+        mask = torch.zeros(len(self.units), 1, wmax)
+        for g, w in enumerate(self.units):
             mask[g, 0, :w] = 1
         self.register_buffer("mask", mask, persistent=False)
-        self.uniform = all(w == wmax for w in self.widths)
+        self.uniform = all(w == wmax for w in self.units)
         return wmax
 
     def _masked(self, h: torch.Tensor) -> torch.Tensor:
@@ -70,11 +70,11 @@ class BatchedField(nn.Module):
         raise NotImplementedError
 
     def export_gop(self, g: int) -> list[torch.Tensor]:
-        return [self.get_parameter(name)[g][index].detach().clone() for name, index in self.layout(self.widths[g])]
+        return [self.get_parameter(name)[g][index].detach().clone() for name, index in self.layout(self.units[g])]
 
     @torch.no_grad()
     def import_gop(self, g: int, tensors: Sequence[torch.Tensor]) -> None:
-        for (name, index), value in zip(self.layout(self.widths[g]), tensors, strict=True):
+        for (name, index), value in zip(self.layout(self.units[g]), tensors, strict=True):
             param = self.get_parameter(name)
             param[g].zero_()
             param[g][index] = value.to(param.dtype).to(param.device)
@@ -101,7 +101,7 @@ class SwishField(BatchedField):
 
     def __init__(
         self,
-        widths: Sequence[int],
+        units: Sequence[int],
         encoding: PositionalEncoding,
         out_features: int,
         hidden_layers: int = 1,
@@ -115,8 +115,8 @@ class SwishField(BatchedField):
         self.out_features = out_features
         self.hidden_layers = hidden_layers
         self.reuse = reuse
-        G = len(widths)
-        wmax = self._set_widths(widths)
+        G = len(units)
+        wmax = self._set_units(units)
         E = encoding.size
         self.w_in = nn.Parameter(torch.zeros(G, E, wmax))
         self.b_in = nn.Parameter(torch.zeros(G, 1, wmax))
@@ -159,7 +159,7 @@ class SwishField(BatchedField):
         predicts zero flow, an even mix of the references and no residual.
         """
         E = self.encoding.size
-        for g, (gen, w) in enumerate(zip(generators, self.widths)):
+        for g, (gen, w) in enumerate(zip(generators, self.units)):
             if w == 0:
                 continue
             fan = 1 / math.sqrt(E)
@@ -213,14 +213,14 @@ class SirenField(BatchedField):
 
     def __init__(
         self,
-        widths: Sequence[int],
+        units: Sequence[int],
         out_features: int = 3,
         hidden_layers: int = 3,
         generators: Sequence[torch.Generator] | None = None,
     ):
         super().__init__()
-        G = len(widths)
-        wmax = self._set_widths(widths)
+        G = len(units)
+        wmax = self._set_units(units)
         self.out_features = out_features
         self.hidden_layers = hidden_layers
         self.w_in = nn.Parameter(torch.zeros(G, 3, wmax))
@@ -248,7 +248,7 @@ class SirenField(BatchedField):
 
     @torch.no_grad()
     def reset_parameters(self, generators: Sequence[torch.Generator]) -> None:
-        for g, (gen, w) in enumerate(zip(generators, self.widths)):
+        for g, (gen, w) in enumerate(zip(generators, self.units)):
             if w == 0:
                 continue
             self.w_in[g, :, :w] = _uniform((3, w), 1 / 3, gen)

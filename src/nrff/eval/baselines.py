@@ -20,7 +20,7 @@ import numpy as np
 from nrff.codec.h26x import H26xSettings, decode_annexb, encode_frames
 from nrff.errors import InputError
 from nrff.fsutil import atomic_write_bytes
-from nrff.metrics import QualityAccumulator, RDPoint, bpp
+from nrff.eval.metrics import QualityAccumulator, RDPoint, bpp
 from nrff.video.colour import frame_to_rgb
 from nrff.video.reader import VideoReader
 

@@ -11,7 +11,7 @@
   point missing on some clip is left out of the average (and said so).
 * **BD tables**: BD-rate (PSNR and SSIM as the quality axis) and BD-PSNR of
   every curve against an anchor, per clip and as the mean over clips, with
-  :func:`nrff.metrics.bd_rate` / :func:`nrff.metrics.bd_psnr` (``bjontegaard``,
+  :func:`nrff.eval.metrics.bd_rate` / :func:`nrff.eval.metrics.bd_psnr` (``bjontegaard``,
   pchip). The default anchor of a curve is x264 ``medium`` at the curve's own
   GOP length. Where a BD value is undefined (fewer than 4 points, a curve whose
   quality does not rise with the rate, curves that do not overlap) the table
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nrff.bench import load_rows
+from nrff.eval.bench import load_rows
 from nrff.errors import InputError, NrffWarning, OutputExistsError
-from nrff.metrics import RDPoint, bd_psnr, bd_rate
+from nrff.eval.metrics import RDPoint, bd_psnr, bd_rate
 
 MIN_OVERLAP = 0.75
 
@@ -390,7 +390,7 @@ def write_report(results: str | os.PathLike, out: str | os.PathLike, *, anchor: 
     anchor_text = f"`{anchor}`" if anchor else "x264 preset medium at the same GOP length"
     bd_md = bd_markdown(report.bd + (report.bd_mean if len(clips) > 1 else []))
     save("bd_rate.md").write_text(f"BD metrics against {anchor_text} (bjontegaard, pchip; negative BD-rate = fewer bits)\n\n" + bd_md)
-    md += ["## BD metrics", "", f"Against {anchor_text}; `nrff.metrics` (bjontegaard, pchip). "
+    md += ["## BD metrics", "", f"Against {anchor_text}; `nrff.eval.metrics` (bjontegaard, pchip). "
            "Negative BD-rate = fewer bits for the same quality.", "", bd_md]
 
     report.bits = bits_rows(cs)

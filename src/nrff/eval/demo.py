@@ -15,10 +15,10 @@ from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
-from nrff.api import decode, encode, load
-from nrff.baselines import FrameList, match_bpp, run_baseline
+from nrff.api import decode, encode
+from nrff.eval.baselines import FrameList, match_bpp, run_baseline
 from nrff.codec.h26x import H26xSettings
-from nrff.config import EncodeConfig, preset_train_config
+from nrff.config import EncodeConfig
 from nrff.data import sample_clip
 from nrff.errors import OutputExistsError
 from nrff.progress import Reporter
@@ -57,13 +57,13 @@ def run_demo(output: Path | None = None, *, device: str = "auto", force: bool = 
     folder = _fresh_folder(output, force)
     clip = sample_clip()
     video = open_video(clip)
-    config = EncodeConfig(train=preset_train_config("fast", "nrff"), device=device, preset="fast")
+    config = EncodeConfig.from_preset("fast", device=device)
     console.print(f"nrff demo: {video.info.frames} frames of {video.info.width}x{video.info.height} "
                   f"(Sintel alley_2, (c) Blender Foundation, CC-BY 3.0) -> {folder}/")
     with Reporter() as reporter:
         result = encode(clip, folder / "clip.nrff", config, reporter=reporter, force=force)
     (folder / "report.json").write_text(__import__("json").dumps(result.report(), indent=2) + "\n")
-    decoded = decode(load(folder / "clip.nrff"), device=device)
+    decoded = decode(folder / "clip.nrff", device=device)
     frames = list(decoded.frames())
     write_video(folder / "decoded", frames, decoded.fps, force=force)
 

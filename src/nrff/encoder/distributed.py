@@ -3,7 +3,7 @@
 Once the key frames are coded, the GOPs' networks are independent, so each
 rank trains a contiguous shard of them and rank 0 gathers the weights and
 writes the one bitstream. Training is independent of which GOPs share a
-batch (see :mod:`nrff.train`), so the file is byte-identical to a
+batch (see :mod:`nrff.encoder.fit.trainer`), so the file is byte-identical to a
 single-process encode with the same seed, on the same kind of device.
 
 Run ``torchrun --nproc-per-node N $(which nrff) encode ...``; on several

@@ -9,7 +9,7 @@
   t + 1/2 (``decode(fps_factor=2)``) next to the blend of its two neighbours.
 
 Every nrff/SIREN image is what the decoder renders from the file; the parts
-come from :func:`nrff.api.frame_parts` (same model, same references).
+come from :meth:`nrff.decoder.video.DecodedVideo.parts` (same model, same references).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from PIL import Image
 
 from nrff.errors import InputError
 from nrff.fsutil import check_output
-from nrff.metrics import psnr
+from nrff.eval.metrics import psnr
 
 # ----------------------------------------------------------------------------- flow colour coding
 
@@ -117,9 +117,15 @@ def _decoded(data: bytes, index: int, device: str, **kwargs) -> np.ndarray:
 
 
 def _header(data: bytes):
-    from nrff.codec.bitstream import read_bitstream
+    from nrff.decoder.stream import read_stream
 
-    return read_bitstream(data)[0].header
+    return read_stream(data).header
+
+
+def _method(data: bytes):
+    from nrff.decoder.stream import read_stream
+
+    return read_stream(data).method
 
 
 def reference_frame(path: str | os.PathLike, index: int, frames: str | None = None) -> np.ndarray:
@@ -144,15 +150,15 @@ def _bpp(data: bytes) -> float:
 def frame_panels(data: bytes, index: int, reference: np.ndarray, *, siren: bytes | None = None,
                  device: str = "auto") -> list[Panel]:
     """The parts of frame ``index`` of an nrff file, with the ground truth, SIREN and error maps."""
-    from nrff.api import frame_parts
+    from nrff.api import decode
 
-    header = _header(data)
-    if header.method == "siren":
-        raise InputError("the file is a SIREN encode; give the nrff file first and the SIREN one with --siren")
+    header, method = _header(data), _method(data)
+    if not method.uses_keyframes:
+        raise InputError(f"the file is a {method.name} encode; give the nrff file first and the SIREN one with --siren")
     if reference.shape != (header.height, header.width, 3):
         raise InputError(f"the reference frame is {reference.shape[1]}x{reference.shape[0]} but the file is "
                          f"{header.width}x{header.height}")
-    parts = frame_parts(data, index, device=device)
+    parts = decode(data, device=device).parts(index)
     if "residual" not in parts:
         starts = np.cumsum([0] + [g.length for g in header.gops])
         made = [int(s + k) for s, g in zip(starts, header.gops) for k in range(g.length) if k != g.key]
@@ -173,12 +179,11 @@ def frame_panels(data: bytes, index: int, reference: np.ndarray, *, siren: bytes
 
     flows = [k for k in ("flow0", "flow1") if k in parts]
     radius = max(float(np.hypot(parts[k][..., 0], parts[k][..., 1]).max()) for k in flows)
-    names = {"flow0": "neighbouring key frame" if header.method == "nrff" else "neighbour frame",
-             "flow1": "own key frame"}
+    names = method.reference_names
     for i, k in enumerate(flows):
         panels.append(Panel(f"flow to the {names[k]} (max {radius:.1f} px)", flow_to_colour(parts[k], radius),
                             inset=colour_key() if i == 0 else None))
-    for k, what in (("warped0", names["flow0"]), ("warped1", names["flow1"])):
+    for k, what in ((f"warped{k[-1]}", names[k]) for k in names):
         if k in parts:
             panels.append(Panel(f"{what}, warped", _to_uint8(parts[k])))
     if "alpha" in parts:
@@ -249,7 +254,7 @@ def interpolation_panels(data: bytes, index: int, *, device: str = "auto") -> li
 
 def figure(panels: list[Panel], title: str, path: str | os.PathLike | None = None, columns: int = 4):
     """Lay out panels on a grid (``columns`` wide); save to ``path``; return the figure."""
-    from nrff.report import _pyplot
+    from nrff.eval.report import _pyplot
 
     plt = _pyplot()
     cols = min(columns, len(panels))

@@ -15,9 +15,22 @@ import torch
 from pytorch_msssim import ssim
 
 from nrff.config import TrainConfig
-from nrff.fields.nerv import Nerv, frame_time
-from nrff.optim import lr_factor
+from nrff.encoder.fit.job import FitJob, FitOutcome
+from nrff.encoder.fit.optim import lr_factor
+from nrff.fields.nerv import Nerv, NervLayout, frame_time
 from nrff.quant import fake_quantize
+
+
+def fit_nerv(job: FitJob) -> FitOutcome:
+    """One network for the clip, fitted on all frames (held as uint8 on the device)."""
+    video, config = job.video, job.config
+    frames = torch.from_numpy(video.read_all()).to(job.device)
+    model = Nerv(NervLayout(video.info.height, video.info.width, job.units[0]), seed=config.train.seed).to(job.device)
+    with job.reporter.task("training nerv", config.train.epochs * len(frames)) as update:
+        report = train_nerv(model, frames, config.train, config.lr, config.field.quant_bits,
+                            lambda step, total, psnr: update(step, psnr=psnr))
+    data = job.weight_codec.pack([t.detach().cpu() for t in model.tensors()])
+    return FitOutcome({0: data}, report["seconds"], report["steps"], [])
 
 
 def train_nerv(

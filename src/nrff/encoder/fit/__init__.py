@@ -1,0 +1,1 @@
+"""Fitting the networks: sampler, quantisation schedule, divergence guard, training loop, state."""

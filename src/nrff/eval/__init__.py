@@ -1,0 +1,1 @@
+"""Evaluation: metrics, conventional anchors, rate-distortion sweeps and reports, figures, the demo."""
