@@ -175,3 +175,12 @@ def test_size_mismatch_raises_bitstream_error(frame, x264_crf10):
 def test_two_pictures_are_not_one_key_frame(x264_crf10):
     with pytest.raises(BitstreamError, match="2 pictures"):
         decode_intra(x264_crf10 + x264_crf10, "x264", 256, 108)
+
+
+@pytest.mark.parametrize("codec", ["x264", "x265"])
+def test_tune_psnr_reaches_the_encoder(frame, codec):
+    plain = keyframe_codec(codec).encode_intra(frame, KeyframeSettings(crf=24))
+    tuned = keyframe_codec(codec).encode_intra(frame, KeyframeSettings(crf=24, tune="psnr"))
+    assert tuned != plain and tuned == keyframe_codec(codec).encode_intra(frame, KeyframeSettings(crf=24, tune="psnr"))
+    with pytest.raises(Exception, match="unknown tune"):
+        keyframe_codec(codec).validate(KeyframeSettings(crf=24, tune="film-grain"), 256, 108)

@@ -25,7 +25,7 @@ def frames():
 COMBOS = [
     (method, split, bits, mode, codec)
     for method, split in (("nrff", True), ("nrff", False), ("nrff-single", False))
-    for bits, mode, codec in itertools.product((None, 6), ("intra", "predicted"), ("x264", "x265"))
+    for bits, mode, codec in itertools.product((None, 6), ("intra", "predicted"), ("x264", "x265", "av1", "x264-psnr"))
 ] + [(method, None, bits, "intra", "x264") for method in ("siren", "nerv") for bits in (None, 6)]
 
 
@@ -36,7 +36,8 @@ def test_every_option_combination_round_trips(frames, tmp_path, method, split, b
         field=FieldConfig(method=method, split=split, quant_bits=bits,
                           target_bpp={"siren": 1.0, "nerv": 2.0}.get(method)),
         train=TrainConfig(epochs=2, pixel_stride=8, batch_frames=4 if method == "nrff-single" else 1, log_every=4, qat_start=0.5),
-        keyframes=KeyframeConfig(codec=codec, mode=mode, random_access=1),
+        keyframes=KeyframeConfig(codec=codec.split("-")[0], mode=mode, random_access=1, crf=None if codec == "av1" else 20,
+                                 tune="psnr" if codec.endswith("-psnr") else None),
         device="cpu",
     )
     out = tmp_path / "c.nrff"
@@ -44,7 +45,7 @@ def test_every_option_combination_round_trips(frames, tmp_path, method, split, b
     data = load(out)
     assert data[4] == 2 and result.bytes == len(data)
     desc = info(data)
-    assert desc["keyframe_codec"] == (None if method in ("siren", "nerv") else codec)
+    assert desc["keyframe_codec"] == (None if method in ("siren", "nerv") else codec.split("-")[0])
     decoded = list(decode(data, device="cpu").frames())
     assert np.mean([psnr(a, b) for a, b in zip(frames, decoded)]) == pytest.approx(result.psnr, abs=0.01)
     tags = [s["tag"] for s in desc["sections"]]

@@ -88,8 +88,8 @@ def _parse_crfs(text: str) -> list[float]:
 @command
 def baseline(
     input: Annotated[Path, typer.Argument(help="Video: image folder, container/stream, or .yuv (with --size).")],
-    codec: Annotated[str, typer.Option(help="x264 or x265.")] = "x264",
-    preset: Annotated[str, typer.Option(help="Encoder preset.")] = "medium",
+    codec: Annotated[str, typer.Option(help="x264, x265 or svtav1 (SVT-AV1).")] = "x264",
+    preset: Annotated[Optional[str], typer.Option(help="Encoder preset (default: medium for x264/x265, 4 for svtav1).")] = None,
     gop: Annotated[int, typer.Option(help="Closed GOP length (keyint = min-keyint).")] = 5,
     crf: Annotated[str, typer.Option(help="CRF, or several separated by commas for an RD sweep.")] = "23",
     pix_fmt: Annotated[str, typer.Option("--pix-fmt", help="yuv420p or yuv444p.")] = "yuv420p",
@@ -103,9 +103,8 @@ def baseline(
     """Code a clip with x264/x265 at a closed GOP and measure it like nrff."""
     from dataclasses import replace
 
-    from nrff.eval.baselines import run_baseline
-    from nrff.codec.h26x import H26xSettings
     from nrff.errors import InputError
+    from nrff.eval.baselines import anchor_settings, run_baseline
     from nrff.video import open_video
     from nrff.video.writer import VideoWriter
 
@@ -113,7 +112,7 @@ def baseline(
     if output is not None and len(crfs) > 1:
         raise InputError("-o writes one reconstruction; give a single --crf")
     video = open_video(input, frames=frames, size=size)
-    settings = H26xSettings(codec=codec, crf=crfs[0], preset=preset, pix_fmt=pix_fmt, gop=gop, bframes=bframes)
+    settings = anchor_settings(codec, crfs[0], preset, gop, pix_fmt, bframes)
     settings.validate(video.info.width, video.info.height)
     if report is not None:
         check_output(report, force)  # before any work
@@ -125,7 +124,8 @@ def baseline(
                 results.append(run_baseline(video, s, recon_writer=writer))
         else:
             results.append(run_baseline(video, s))
-    table = Table(title=f"{codec} {preset}, GOP {gop}, {pix_fmt}, {video.info.frames} frames {video.info.width}x{video.info.height}")
+    table = Table(title=f"{codec} {settings.preset}, GOP {gop}, {settings.pix_fmt}, {video.info.frames} frames "
+                        f"{video.info.width}x{video.info.height}")
     for col in ("CRF", "bytes", "bpp", "PSNR (dB)", "SSIM", "MS-SSIM", "encode s"):
         table.add_column(col, justify="right")
     for r in results:
@@ -187,7 +187,7 @@ def encode(
     output: Annotated[Path, typer.Option("-o", "--output", help="The .nrff file to write.")],
     method: Annotated[str, typer.Option(help="nrff, nrff-single or siren.")] = "nrff",
     gop: Annotated[int, typer.Option(help="GOP length (frames per key frame).")] = 5,
-    crf: Annotated[float, typer.Option(help="Key-frame CRF.")] = 20.0,
+    crf: Annotated[Optional[float], typer.Option(help="Key-frame CRF (default: 20 for x264/x265, 32 for av1; with --target-bpp, where the search starts).")] = None,
     ratio: Annotated[float, typer.Option(help="Network bytes / key-frame bytes per GOP.")] = 0.25,
     split: Annotated[Optional[bool], typer.Option("--split/--no-split", help="Separate flow and residual networks (default: on for nrff).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the preset's).")] = None,
@@ -197,8 +197,10 @@ def encode(
     target_bpp: Annotated[Optional[float], typer.Option("--target-bpp", help="Land the file at this bpp (chooses the key-frame CRF and network sizes).")] = None,
     frames: Annotated[Optional[str], typer.Option(help="Frame range START:END (0-based, END exclusive).")] = None,
     size: Annotated[Optional[str], typer.Option(help="WxH of a raw .yuv input.")] = None,
-    keyframe_codec: Annotated[str, typer.Option("--keyframe-codec", help="x264 or x265.")] = "x264",
-    keyframe_pix_fmt: Annotated[str, typer.Option("--keyframe-pix-fmt", help="yuv444p or yuv420p.")] = "yuv444p",
+    keyframe_codec: Annotated[str, typer.Option("--keyframe-codec", help="x264, x265 or av1 (SVT-AV1).")] = "x264",
+    keyframe_pix_fmt: Annotated[Optional[str], typer.Option("--keyframe-pix-fmt", help="yuv444p or yuv420p (default: yuv444p for x264/x265, yuv420p for av1, which has no other).")] = None,
+    keyframe_preset: Annotated[Optional[str], typer.Option("--keyframe-preset", help="Key-frame encoder preset (default: medium for x264/x265, 4 for av1).")] = None,
+    keyframe_tune: Annotated[Optional[str], typer.Option("--keyframe-tune", help="x264/x265 tune for the key frames, e.g. psnr.")] = None,
     keyframe_mode: Annotated[str, typer.Option("--keyframe-mode", help="intra (each key frame alone) or predicted (P-frames between key frames).")] = "intra",
     random_access: Annotated[int, typer.Option("--random-access", help="predicted key frames: an IDR every N GOPs.")] = 8,
     quant_bits: Annotated[Optional[int], typer.Option("--quant-bits", help="Quantise weights to K bits and entropy-code them (default: fp16).")] = None,
@@ -218,7 +220,8 @@ def encode(
 
     config = _encode_config(preset, method=method, gop=gop, crf=crf, ratio=ratio, split=split, epochs=epochs,
                             device=device, seed=seed, target_bpp=target_bpp, keyframe_codec=keyframe_codec,
-                            keyframe_pix_fmt=keyframe_pix_fmt, lr=lr, quant_bits=quant_bits, keyframe_mode=keyframe_mode,
+                            keyframe_pix_fmt=keyframe_pix_fmt, keyframe_preset=keyframe_preset,
+                            keyframe_tune=keyframe_tune, lr=lr, quant_bits=quant_bits, keyframe_mode=keyframe_mode,
                             random_access=random_access, zero_output=zero_output, ratio_mode=ratio_mode)
     if report is not None:
         check_output(report, force)  # before any work

@@ -24,14 +24,29 @@ def _method(name: str):
 
 @dataclass(frozen=True)
 class KeyframeConfig:
-    """Intra coding of the key frames (libx264 yuv444p CRF 20, as published)."""
+    """Coding of the key frames (libx264 yuv444p CRF 20, as published). ``pix_fmt`` and ``preset``
+    None: the codec's defaults (yuv444p / medium for x264 and x265, yuv420p / 4 for AV1)."""
 
     codec: str = "x264"
-    crf: float = 20.0
-    pix_fmt: str = "yuv444p"
-    preset: str = "medium"
-    mode: str = "intra"  # "intra": each key frame alone; "predicted": P-frame streams between key frames
-    random_access: int = 8  # predicted: an IDR (a point decoding can start from) every so many GOPs
+    crf: float | None = None  # None: the codec's default (20 for x264/x265, as published)
+    pix_fmt: str | None = None
+    preset: str | None = None
+    mode: str = "intra"  # "intra": each key frame alone; "predicted": predicted streams between key frames
+    random_access: int = 8  # predicted: a random-access point (decoding can start there) every so many GOPs
+    tune: str | None = None  # x264/x265 only, e.g. "psnr"
+
+    def __post_init__(self) -> None:
+        from nrff.codec.keyframes import keyframe_codec
+
+        codec = keyframe_codec(self.codec)
+        if self.crf is None:
+            object.__setattr__(self, "crf", codec.default_crf)
+        if self.pix_fmt is None:
+            object.__setattr__(self, "pix_fmt", codec.default_pix_fmt)
+        if self.preset is None:
+            object.__setattr__(self, "preset", codec.default_preset)
+        if isinstance(self.preset, int):
+            object.__setattr__(self, "preset", str(self.preset))
 
 
 @dataclass(frozen=True)
@@ -169,7 +184,8 @@ def _option_names() -> dict[str, tuple[str, str]]:
     names.update({f.name: ("train", f.name) for f in fields(TrainConfig)})
     names.update({"crf": ("keyframes", "crf"), "keyframe_codec": ("keyframes", "codec"),
                   "keyframe_pix_fmt": ("keyframes", "pix_fmt"), "keyframe_preset": ("keyframes", "preset"),
-                  "keyframe_mode": ("keyframes", "mode"), "random_access": ("keyframes", "random_access")})
+                  "keyframe_mode": ("keyframes", "mode"), "random_access": ("keyframes", "random_access"),
+                  "keyframe_tune": ("keyframes", "tune")})
     return names
 
 

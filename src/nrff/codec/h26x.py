@@ -25,6 +25,7 @@ from nrff.video.colour import needs_even_size, rgb_to_frame
 CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 PIX_FMTS = ("yuv420p", "yuv444p")
+TUNES = ("psnr", "ssim")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class H26xSettings:
     pix_fmt: str = "yuv420p"
     gop: int | None = 5
     bframes: bool = True
+    tune: str | None = None  # e.g. "psnr": the encoder's psychovisual tweaks off, for PSNR scoring
 
     def validate(self, width: int, height: int) -> None:
         if self.codec not in CODECS:
@@ -54,6 +56,8 @@ class H26xSettings:
             raise InputError(f"unsupported pixel format {self.pix_fmt!r}; choose one of {', '.join(PIX_FMTS)}")
         if not 0 <= self.crf <= 51:
             raise InputError(f"CRF must be between 0 and 51 (got {self.crf:g})")
+        if self.tune is not None and self.tune not in TUNES:
+            raise InputError(f"unknown tune {self.tune!r}; choose one of {', '.join(TUNES)}")
         if self.gop is not None and self.gop < 1:
             raise InputError(f"GOP length must be at least 1 (got {self.gop})")
         if needs_even_size(self.pix_fmt) and (width % 2 or height % 2):
@@ -61,6 +65,12 @@ class H26xSettings:
                 f"{width}x{height} has an odd side, which {self.pix_fmt} cannot code; "
                 "crop or pad to even sizes, or use --pix-fmt yuv444p"
             )
+
+    def encode(self, frames: Iterable[np.ndarray], width: int, height: int, fps: Fraction = Fraction(25)) -> list[bytes]:
+        return encode_frames(frames, self, width, height, fps)
+
+    def decode(self, data: bytes, width: int, height: int) -> Iterator[av.VideoFrame]:
+        return decode_annexb(data, self.codec)
 
     def options(self) -> dict[str, str]:
         params = []
@@ -71,6 +81,8 @@ class H26xSettings:
         if self.codec == "x265":
             params += ["info=0", "log-level=error", "pools=none", "frame-threads=1"]
         opts = {"crf": f"{self.crf:g}", "preset": self.preset}
+        if self.tune is not None:
+            opts["tune"] = self.tune
         if params:
             opts[f"{self.codec}-params"] = ":".join(params)
         return opts

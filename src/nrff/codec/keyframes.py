@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from nrff.codec import svtav1
 from nrff.codec.h26x import H26xSettings, decode_annexb, encode_frames
 from nrff.errors import BitstreamError, InputError
 from nrff.video.colour import frame_to_rgb, needs_even_size
@@ -35,6 +36,7 @@ class KeyframeSettings:
     crf: float = 20.0
     pix_fmt: str = "yuv444p"
     preset: str = "medium"
+    tune: str | None = None  # x264/x265: e.g. "psnr"
 
 
 class KeyframeCodec:
@@ -42,6 +44,11 @@ class KeyframeCodec:
 
     name: str
     id: int  # bitstream id; never renumber
+    default_pix_fmt: str = "yuv444p"
+    default_preset: str = "medium"
+    default_crf: float = 20.0
+    crf_range: tuple[float, float] = (0.0, 51.0)
+    crf_decimals: int = 2  # the CRF grid the encoder takes (rate control searches on it)
 
     def validate(self, settings: KeyframeSettings, width: int, height: int) -> None:  # pragma: no cover
         raise NotImplementedError
@@ -66,7 +73,8 @@ class H26xKeyframes(KeyframeCodec):
         self.name, self.id = name, id
 
     def settings(self, s: KeyframeSettings, gop: int | None = None) -> H26xSettings:
-        return H26xSettings(codec=self.name, crf=s.crf, preset=s.preset, pix_fmt=s.pix_fmt, gop=gop, bframes=gop is None)
+        return H26xSettings(codec=self.name, crf=s.crf, preset=s.preset, pix_fmt=s.pix_fmt, gop=gop, bframes=gop is None,
+                            tune=s.tune)
 
     def validate(self, settings: KeyframeSettings, width: int, height: int) -> None:
         if needs_even_size(settings.pix_fmt) and (width % 2 or height % 2):  # name the encode option
@@ -109,7 +117,56 @@ class H26xKeyframes(KeyframeCodec):
         return [frame_to_rgb(f, trust_tags=False) for f in frames]
 
 
-KEYFRAME_CODECS: dict[str, KeyframeCodec] = {c.name: c for c in (H26xKeyframes("x264", 1), H26xKeyframes("x265", 2))}
+class Av1Keyframes(KeyframeCodec):
+    """SVT-AV1 pictures decoded by dav1d: 8-bit 4:2:0, CRF 0-63 (whole numbers), preset 0-13."""
+
+    name, id = "av1", 3
+    default_pix_fmt, default_preset, default_crf = "yuv420p", "4", 32.0
+    crf_range, crf_decimals = (0.0, 63.0), 0
+
+    def _settings(self, s: KeyframeSettings, gop: int) -> svtav1.Av1Settings:
+        return svtav1.Av1Settings(crf=s.crf, preset=svtav1.parse_preset(s.preset), gop=gop)
+
+    def validate(self, settings: KeyframeSettings, width: int, height: int) -> None:
+        if settings.pix_fmt != "yuv420p":
+            raise InputError(f"AV1 key frames are 4:2:0 only (SVT-AV1); use --keyframe-pix-fmt yuv420p, not {settings.pix_fmt}")
+        if settings.tune is not None:
+            raise InputError("--keyframe-tune applies to x264 and x265 key frames; SVT-AV1 is tuned for PSNR already")
+        self._settings(settings, 1).validate(width, height)
+
+    def encode_intra(self, rgb: np.ndarray, settings: KeyframeSettings) -> bytes:
+        height, width = rgb.shape[:2]
+        return b"".join(svtav1.encode_frames([rgb], self._settings(settings, 1), width, height))
+
+    def encode_stream(self, frames: Sequence[np.ndarray], settings: KeyframeSettings, interval: int) -> list[bytes]:
+        height, width = frames[0].shape[:2]
+        packets = svtav1.encode_frames(frames, self._settings(settings, max(interval, 2)), width, height)
+        if len(packets) != len(frames):  # pragma: no cover - SVT-AV1 emits one temporal unit per picture
+            raise RuntimeError("unexpected packetisation of the AV1 key-frame stream")
+        return packets
+
+    def decode(self, data: bytes, count: int, width: int, height: int, what: str = "key frame") -> list[np.ndarray]:
+        if not data:
+            raise BitstreamError(f"empty {what}")
+        frames: list[av.VideoFrame] = []
+        try:
+            for frame in svtav1.decode_frames(data, width, height):
+                frames.append(frame)
+                if len(frames) > count:
+                    raise BitstreamError(f"{what} holds more than {count} pictures")
+        except (av.FFmpegError, ValueError) as exc:
+            raise BitstreamError(f"{what} does not decode as AV1 at the declared {width}x{height}: {exc}") from None
+        if len(frames) != count:
+            raise BitstreamError(f"{what} holds {len(frames)} pictures instead of {count}")
+        for frame in frames:
+            if (frame.width, frame.height) != (width, height):
+                raise BitstreamError(f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}")
+        return [frame_to_rgb(f, trust_tags=False) for f in frames]
+
+
+KEYFRAME_CODECS: dict[str, KeyframeCodec] = {
+    c.name: c for c in (H26xKeyframes("x264", 1), H26xKeyframes("x265", 2), Av1Keyframes())
+}
 # One-byte ids used in the bitstream header. Never renumber: files depend on them.
 KEYFRAME_CODEC_IDS = {name: codec.id for name, codec in KEYFRAME_CODECS.items()}
 

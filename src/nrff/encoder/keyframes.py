@@ -43,7 +43,7 @@ class CodedKeyframes:
 
 
 def settings_of(config: KeyframeConfig) -> KeyframeSettings:
-    return KeyframeSettings(crf=config.crf, pix_fmt=config.pix_fmt, preset=config.preset)
+    return KeyframeSettings(crf=config.crf, pix_fmt=config.pix_fmt, preset=config.preset, tune=config.tune)
 
 
 def encode_segments(frames: Sequence[np.ndarray], codec: KeyframeCodec, settings: KeyframeSettings, interval: int) -> list[KeyframeSegment]:

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from nrff.codec.keyframes import keyframe_codec
 from nrff.config import EncodeConfig
 from nrff.encoder.keyframes import CodedKeyframes, code_keyframes
 from nrff.encoder.plan import container_overhead
@@ -17,15 +18,19 @@ from nrff.methods.base import Method
 from nrff.progress import Reporter
 from nrff.video.reader import VideoInfo
 
-MAX_CRF = 51.0
-
 
 def rate_control(config: EncodeConfig, method: Method, info: VideoInfo, originals: dict[int, np.ndarray],
                  gops: Sequence[Gop], reporter: Reporter) -> tuple[EncodeConfig, CodedKeyframes]:
     """Choose the key-frame CRF for ``target_bpp``: the key frames take about
-    1 / (1 + ratio) of the bytes (a secant search on log-bytes over CRF; x264 and
-    x265 take fractional CRFs), and the networks are then sized to the exact
-    remainder (see :mod:`nrff.encoder.plan`)."""
+    1 / (1 + ratio) of the bytes (a secant search on log-bytes over CRF, on the codec's
+    CRF grid: x264 and x265 take hundredths, SVT-AV1 whole numbers), and the networks are
+    then sized to the exact remainder (see :mod:`nrff.encoder.plan`)."""
+    codec = keyframe_codec(config.keyframes.codec)
+    low, high = codec.crf_range
+
+    def snap(crf: float) -> float:
+        return float(round(min(max(crf, low), high), codec.crf_decimals))
+
     target = config.field.target_bpp * info.frames * info.pixels / 8 - container_overhead(config, method, len(gops))
     if target <= 0:
         raise InputError(f"--target-bpp {config.field.target_bpp:g} is too low: the container alone needs more")
@@ -34,7 +39,7 @@ def rate_control(config: EncodeConfig, method: Method, info: VideoInfo, original
     tried: dict[float, CodedKeyframes] = {}
 
     def cost(crf: float) -> float:
-        crf = round(min(max(crf, 0.0), MAX_CRF), 2)
+        crf = snap(crf)
         if crf not in tried:
             tried[crf] = code_keyframes(replace(config.keyframes, crf=crf), originals, gops, info.width, info.height, quiet)
         return math.log(tried[crf].total / goal)
@@ -46,7 +51,7 @@ def rate_control(config: EncodeConfig, method: Method, info: VideoInfo, original
             update(i + 1)
             if abs(fb) < 0.01 or fa == fb:
                 break
-            a, b, fa = b, round(min(max(b - fb * (b - a) / (fb - fa), 0.0), MAX_CRF), 2), fb
+            a, b, fa = b, snap(b - fb * (b - a) / (fb - fa)), fb
             fb = cost(b)
         best = min(tried, key=lambda c: (abs(cost(c)), c))
     if tried[best].total >= target:

@@ -1,10 +1,12 @@
-"""Conventional anchors: x264 / x265 on a whole clip, measured like nrff.
+"""Conventional anchors: x264, x265 and SVT-AV1 on a whole clip, measured like nrff.
 
 The anchors are coded through PyAV with a closed GOP of the same length as
-nrff's (``keyint = min-keyint = GOP``, no scene cut, no open GOP), B-frames on
-unless asked otherwise, single-threaded for reproducible bytes. The rate is
-the raw Annex-B stream (SEI info removed), the quality is measured on RGB
-after decoding those very bytes, with the same metrics as nrff.
+nrff's (x264/x265: ``keyint = min-keyint = GOP``, no scene cut, no open GOP;
+SVT-AV1: ``keyint=GOP:irefresh-type=2:scd=0``), B-frames (AV1: a random-access
+prediction structure) on unless asked otherwise, single-threaded for
+reproducible bytes. The rate is the raw stream (Annex-B without SEI info for
+H.26x, low-overhead OBUs for AV1), the quality is measured on RGB after
+decoding those very bytes, with the same metrics as nrff.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 import av
 import numpy as np
 
-from nrff.codec.h26x import H26xSettings, decode_annexb, encode_frames
+from nrff.codec import svtav1
+from nrff.codec.h26x import CODECS, H26xSettings
 from nrff.errors import InputError
 from nrff.fsutil import atomic_write_bytes
 from nrff.eval.metrics import QualityAccumulator, RDPoint, bpp
@@ -66,25 +69,43 @@ class FrameList:
         self.frames.append(frame)
 
 
+ANCHOR_CODECS = (*CODECS, "svtav1")
+DEFAULT_PRESETS = {"x264": "medium", "x265": "medium", "svtav1": "4"}
+AnchorSettings = H26xSettings | svtav1.Av1Settings
+
+
+def anchor_settings(codec: str, crf: float = 23.0, preset: str | None = None, gop: int = 5, pix_fmt: str = "yuv420p",
+                    bframes: bool = True) -> AnchorSettings:
+    """The settings of an anchor by codec name (``preset`` None: medium for x264/x265, 4 for SVT-AV1)."""
+    if codec not in ANCHOR_CODECS:
+        raise InputError(f"unknown codec {codec!r}; choose one of {', '.join(ANCHOR_CODECS)}")
+    preset = preset if preset is not None else DEFAULT_PRESETS[codec]
+    if codec == "svtav1":
+        if pix_fmt != "yuv420p":
+            raise InputError(f"SVT-AV1 codes yuv420p only, not {pix_fmt}")
+        return svtav1.Av1Settings(crf=crf, preset=svtav1.parse_preset(preset), gop=gop, low_delay=not bframes)
+    return H26xSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, gop=gop, bframes=bframes)
+
+
 def run_baseline(
     video: VideoReader,
-    settings: H26xSettings,
+    settings: AnchorSettings,
     *,
     recon_writer=None,
     stream_output: str | os.PathLike | None = None,
     force: bool = False,
 ) -> BaselineResult:
-    """Code ``video`` with x264/x265, decode the bytes, and measure them.
+    """Code ``video`` with x264, x265 or SVT-AV1, decode the bytes, and measure them.
 
     ``recon_writer`` (an open :class:`~nrff.video.writer.VideoWriter` or a
     :class:`FrameList`) receives the decoded frames. ``stream_output``: also
-    write the measured Annex-B bytes there (atomically; ``force`` replaces an
+    write the measured stream there (atomically; ``force`` replaces an
     existing file), so that a benchmark keeps the very stream it reports.
     """
     info = video.info
     settings.validate(info.width, info.height)
     started = time.perf_counter()
-    packets = encode_frames(iter(video), settings, info.width, info.height, info.fps)
+    packets = settings.encode(iter(video), info.width, info.height, info.fps)
     encode_seconds = time.perf_counter() - started
     stream = b"".join(packets)
     if stream_output is not None:
@@ -93,7 +114,7 @@ def run_baseline(
     acc = QualityAccumulator()
     count = 0
     try:
-        decoded = decode_annexb(stream, settings.codec)
+        decoded = settings.decode(stream, info.width, info.height)
         for reference, frame in zip(video, decoded, strict=False):
             rgb = frame_to_rgb(frame, trust_tags=False)
             acc.add(reference, rgb)
@@ -107,7 +128,7 @@ def run_baseline(
     quality = acc.summary()
     return BaselineResult(
         codec=settings.codec,
-        preset=settings.preset,
+        preset=str(settings.preset),
         crf=settings.crf,
         gop=settings.gop or 0,
         pix_fmt=settings.pix_fmt,
@@ -126,7 +147,7 @@ def run_baseline(
     )
 
 
-def crf_sweep(video: VideoReader, settings: H26xSettings, crfs: Sequence[float]) -> list[BaselineResult]:
+def crf_sweep(video: VideoReader, settings: AnchorSettings, crfs: Sequence[float]) -> list[BaselineResult]:
     """The rate-distortion curve of an anchor: one run per CRF, sorted by rate."""
     from dataclasses import replace
 
@@ -134,11 +155,11 @@ def crf_sweep(video: VideoReader, settings: H26xSettings, crfs: Sequence[float])
     return sorted(results, key=lambda r: r.bpp)
 
 
-def match_bpp(video: VideoReader, settings: H26xSettings, target_bpp: float) -> BaselineResult:
+def match_bpp(video: VideoReader, settings: AnchorSettings, target_bpp: float) -> BaselineResult:
     """The anchor run whose rate is closest to ``target_bpp`` (bisection on CRF)."""
     from dataclasses import replace
 
-    lo, hi = 0.0, 51.0
+    lo, hi = 0.0, 63.0 if settings.codec == "svtav1" else 51.0
     best: BaselineResult | None = None
     for _ in range(7):
         mid = round((lo + hi) / 2)

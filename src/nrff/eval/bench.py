@@ -236,8 +236,9 @@ def _run_anchor(run: Run, stream: Path) -> dict:
     from nrff.video import open_video
 
     video = open_video(run.clip.path, frames=run.clip.frames)
-    result = run_baseline(video, run.method.h26x_settings(run.point), stream_output=stream, force=True)
-    decode_seconds = time_decode_annexb(stream, run.method.method)
+    settings = run.method.anchor_settings(run.point)
+    result = run_baseline(video, settings, stream_output=stream, force=True)
+    decode_seconds = time_decode_anchor(stream, settings, result.width, result.height)
     row = _base_row(run)
     row.update(
         crf=run.point, target_bpp=None, bytes=stream.stat().st_size, bpp=result.bpp, psnr=result.psnr,
@@ -260,13 +261,12 @@ def time_decode_nrff(path: str | os.PathLike, device: str = "auto") -> float:
     return time.perf_counter() - started
 
 
-def time_decode_annexb(path: str | os.PathLike, codec: str) -> float:
+def time_decode_anchor(path: str | os.PathLike, settings, width: int, height: int) -> float:
     """Seconds to read an anchor's stream and decode it to RGB frames, as its measurement does."""
-    from nrff.codec.h26x import decode_annexb
     from nrff.video.colour import frame_to_rgb
 
     started = time.perf_counter()
-    for frame in decode_annexb(Path(path).read_bytes(), codec):
+    for frame in settings.decode(Path(path).read_bytes(), width, height):
         frame_to_rgb(frame, trust_tags=False)
     return time.perf_counter() - started
 

@@ -48,9 +48,9 @@ from nrff.video.reader import FrameRange
 
 NRFF_METHODS = tuple(METHODS)
 MATCHED = tuple(name for name, m in METHODS.items() if not m.uses_keyframes)  # sized to the bpp of a matched nrff run
-ANCHORS = ("x264", "x265")
+ANCHORS = ("x264", "x265", "svtav1")
 KINDS = NRFF_METHODS + ANCHORS
-STREAM_SUFFIX = {"x264": ".264", "x265": ".265"}
+STREAM_SUFFIX = {"x264": ".264", "x265": ".265", "svtav1": ".obu"}
 
 
 # ----------------------------------------------------------------------------- config
@@ -82,8 +82,9 @@ class MethodSpec:
     seed: int = 0
     lr: float | None = None
     keyframe_codec: str = "x264"
-    keyframe_pix_fmt: str = "yuv444p"
-    keyframe_preset: str = "medium"
+    keyframe_pix_fmt: str | None = None  # None: the codec's default
+    keyframe_preset: str | None = None
+    keyframe_tune: str | None = None
     keyframe_mode: str = "intra"  # or "predicted" (P-frame key-frame streams)
     random_access: int = 8
     quant_bits: int | None = None  # None: fp16 weights
@@ -99,7 +100,9 @@ class MethodSpec:
         return self.method in ANCHORS
 
     def resolved_preset(self) -> str:
-        return self.preset or ("medium" if self.is_anchor else "paper")
+        from nrff.eval.baselines import DEFAULT_PRESETS
+
+        return self.preset or (DEFAULT_PRESETS[self.method] if self.is_anchor else "paper")
 
     def encode_config(self, crf: float, device: str, target_bpp: float | None = None):
         """The :class:`~nrff.config.EncodeConfig` of an nrff method at key-frame CRF ``crf``."""
@@ -109,15 +112,14 @@ class MethodSpec:
             self.resolved_preset(), gop=self.gop, device=device, method=self.method, split=self.split, ratio=self.ratio,
             target_bpp=target_bpp, quant_bits=self.quant_bits, ratio_mode=self.ratio_mode, epochs=self.epochs,
             seed=self.seed, lr=self.lr, zero_output=self.zero_output, crf=float(crf), keyframe_codec=self.keyframe_codec,
-            keyframe_pix_fmt=self.keyframe_pix_fmt, keyframe_preset=self.keyframe_preset,
+            keyframe_pix_fmt=self.keyframe_pix_fmt, keyframe_preset=self.keyframe_preset, keyframe_tune=self.keyframe_tune,
             keyframe_mode=self.keyframe_mode, random_access=self.random_access,
         )
 
-    def h26x_settings(self, crf: float):
-        from nrff.codec.h26x import H26xSettings
+    def anchor_settings(self, crf: float):
+        from nrff.eval.baselines import anchor_settings
 
-        return H26xSettings(codec=self.method, crf=float(crf), preset=self.resolved_preset(), pix_fmt=self.pix_fmt,
-                            gop=self.gop, bframes=self.bframes)
+        return anchor_settings(self.method, float(crf), self.resolved_preset(), self.gop, self.pix_fmt, self.bframes)
 
     def settings(self) -> dict:
         """The resolved settings that make a run what it is (part of the row key)."""
@@ -137,7 +139,9 @@ class MethodSpec:
             out["match"] = self.match
         else:
             out.update(ratio=self.ratio, keyframe_codec=self.keyframe_codec,
-                       keyframe_pix_fmt=self.keyframe_pix_fmt, keyframe_preset=self.keyframe_preset)
+                       keyframe_pix_fmt=config.keyframes.pix_fmt, keyframe_preset=config.keyframes.preset)
+            if self.keyframe_tune is not None:
+                out["keyframe_tune"] = self.keyframe_tune
             if self.keyframe_mode != "intra":
                 out.update(keyframe_mode=self.keyframe_mode, random_access=self.random_access)
         return out
@@ -225,7 +229,7 @@ class SweepConfig:
             elif m.match is not None:
                 raise InputError(f"{source}: method {m.label!r}: only siren and nerv take 'match'")
             if m.is_anchor:
-                m.h26x_settings(20.0).validate(2, 2)
+                m.anchor_settings(20.0).validate(16, 16)
             else:
                 m.encode_config(20.0, self.device, target_bpp=1.0 if m.method in MATCHED else None).validate()
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
