@@ -315,3 +315,20 @@ def test_a_missing_clip_fails_before_any_work(tmp_path):
     with pytest.raises(InputError, match="clip nowhere: .*no such file"):
         run_sweep(SweepConfig.load(path), tmp_path / "r.jsonl")
     assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "r-streams").exists()
+
+
+def test_anchor_matrix_compares_each_curve_with_each_anchor(swept, tmp_path):
+    import bjontegaard
+
+    from nrff.eval.report import write_report
+
+    write_report(swept.results, tmp_path / "report")
+    matrix = (tmp_path / "report" / "bd_vs_anchors.md").read_text()
+    rows = load_rows(swept.results)
+    curve = {m: sorted((r for r in rows if r["method"] == m), key=lambda r: r["bpp"]) for m in ("nrff", "x264")}
+    expected = bjontegaard.bd_rate([r["bpp"] for r in curve["x264"]], [r["psnr"] for r in curve["x264"]],
+                                   [r["bpp"] for r in curve["nrff"]], [r["psnr"] for r in curve["nrff"]],
+                                   method="pchip", require_matching_points=False, min_overlap=0)
+    line = next(l for l in matrix.splitlines() if l.startswith("| sample | nrff |"))
+    assert f"{expected:+.2f} %" in line
+    assert "| sample | x264 | n/a |" in matrix  # an anchor is not compared with itself

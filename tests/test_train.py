@@ -145,3 +145,13 @@ def test_accumulating_gradients_like_the_published_code(clip):
     for _ in range(7):
         t.train_step()
     assert all(p.grad is None for p in t.params)  # zeroed at the end of the epoch
+
+
+def test_coarse_to_fine_switches_the_stride_late(clip):
+    gops = split_gops(len(clip), 5)
+    model, trainer = _train(clip, gops, gops, epochs=4, fine_stride=2, fine_from=0.5)
+    total = trainer.total_steps
+    assert [trainer.stride_at(s) for s in (0, total // 2 - 1, total // 2, total - 1)] == [4, 4, 2, 2]
+    assert trainer.sampler.stride == 2 and trainer.sampler.rows == math.ceil(clip.shape[1] / 2)
+    plain, _ = _train(clip, gops, gops, epochs=4)
+    assert any(not torch.equal(a, b) for a, b in zip(model.export_gop(0), plain.export_gop(0)))

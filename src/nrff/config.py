@@ -81,6 +81,9 @@ class TrainConfig:
     grad_clip: float = 0.1  # per-GOP gradient-norm clip
     batch_frames: int = 1  # frames per GOP per step
     pixel_stride: int = 8  # each step sees a random 1/stride of the rows and of the columns
+    # coarse to fine: from ``fine_from`` x the steps on, steps see 1/``fine_stride`` of the rows and columns
+    fine_stride: int | None = None
+    fine_from: float = 0.75
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     log_every: int = 50  # steps between host syncs (progress, divergence checks)
     refresh_every: int = 50  # nrff-single: steps between re-renders of the reference chain
@@ -146,8 +149,10 @@ class EncodeConfig:
             raise InputError(f"{spec.name} has no key frames to size its networks from: give --target-bpp")
         if self.train.epochs < 1:
             raise InputError(f"--epochs must be at least 1 (got {self.train.epochs})")
-        if self.train.pixel_stride < 1 or self.train.batch_frames < 1:
+        if self.train.pixel_stride < 1 or self.train.batch_frames < 1 or (self.train.fine_stride or 1) < 1:
             raise InputError("pixel stride and batch size must be at least 1")
+        if not 0 <= self.train.fine_from <= 1:
+            raise InputError("fine_from must be in [0, 1]")
         if self.field.ratio_mode not in ("fixed", "probe"):
             raise InputError(f"unknown ratio mode {self.field.ratio_mode!r}; use fixed or probe")
         if self.keyframes.mode not in ("intra", "predicted"):

@@ -128,12 +128,39 @@ class BDEntry:
     notes: list[str] = field(default_factory=list)
 
 
-def default_anchor(curve: Curve, candidates: Sequence[Curve]) -> Curve | None:
-    """x264 preset medium at the curve's GOP length, on the same clip."""
+ANCHOR_CODECS = {"x264": "medium", "x265": "medium", "svtav1": "4"}  # codec -> the preset anchors are compared at
+
+
+def default_anchor(curve: Curve, candidates: Sequence[Curve], codec: str = "x264") -> Curve | None:
+    """The ``codec`` anchor (x264/x265 preset medium, SVT-AV1 preset 4) at the curve's GOP length, on the same
+    clip (B-frames on)."""
     for c in candidates:
-        if c.clip == curve.clip and c.kind == "x264" and c.settings.get("preset") == "medium" and c.gop == curve.gop:
+        if (c.clip == curve.clip and c.kind == codec and c.settings.get("preset") == ANCHOR_CODECS[codec]
+                and c.gop == curve.gop and c.settings.get("bframes", True)):
             return c
     return None
+
+
+def anchor_matrix(cs: Sequence[Curve], clips: Sequence[str]) -> str:
+    """BD-rate (PSNR) of every curve against each anchor codec at its GOP, per clip and averaged."""
+    codecs = [k for k in ANCHOR_CODECS if any(c.kind == k for c in cs)]
+    lines = ["| clip | method | " + " | ".join(f"vs {k}" for k in codecs) + " |", "|---|---|" + "---:|" * len(codecs)]
+    values: dict[tuple[str, str], list[float | None]] = {}
+    for c in cs:
+        row = []
+        for k in codecs:
+            anchor = default_anchor(c, cs, k)
+            row.append(None if anchor is None or anchor is c else bd_entry(c, anchor).bd_rate_psnr)
+        values[(c.clip, c.method)] = row
+        lines.append(f"| {c.clip} | {c.method} | " + " | ".join(_fmt(v, " %") for v in row) + " |")
+    if len(clips) > 1:
+        for method in methods_of(cs):
+            rows = [values.get((clip, method)) for clip in clips]
+            if any(r is None for r in rows):
+                continue
+            means = [float(np.mean(col)) if all(v is not None for v in col) else None for col in zip(*rows)]
+            lines.append(f"| mean | {method} | " + " | ".join(_fmt(v, " %") for v in means) + " |")
+    return "\n".join(lines)
 
 
 def _overlap(a: Sequence[float], b: Sequence[float]) -> float:
@@ -392,6 +419,10 @@ def write_report(results: str | os.PathLike, out: str | os.PathLike, *, anchor: 
     save("bd_rate.md").write_text(f"BD metrics against {anchor_text} (bjontegaard, pchip; negative BD-rate = fewer bits)\n\n" + bd_md)
     md += ["## BD metrics", "", f"Against {anchor_text}; `nrff.eval.metrics` (bjontegaard, pchip). "
            "Negative BD-rate = fewer bits for the same quality.", "", bd_md]
+    matrix = anchor_matrix(cs, clips)
+    save("bd_vs_anchors.md").write_text("BD-rate (PSNR) against each anchor at the same GOP length\n\n" + matrix + "\n")
+    md += ["", "BD-rate (PSNR) against each anchor codec (x264 and x265 preset medium, SVT-AV1 preset 4) at the same "
+           "GOP length:", "", matrix, ""]
 
     report.bits = bits_rows(cs)
     if report.bits:
@@ -416,4 +447,4 @@ def write_report(results: str | os.PathLike, out: str | os.PathLike, *, anchor: 
     return report
 
 
-__all__ = ["BDEntry", "Curve", "Report", "average_curves", "bd_table", "curves", "plot_bits", "plot_rd", "write_report"]
+__all__ = ["BDEntry", "Curve", "Report", "anchor_matrix", "average_curves", "bd_table", "curves", "plot_bits", "plot_rd", "write_report"]

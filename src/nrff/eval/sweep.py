@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nrff.errors import InputError
+from nrff.codec.keyframes import keyframe_codec
 from nrff.methods import METHODS
 from nrff.video.reader import FrameRange
 
@@ -228,10 +229,16 @@ class SweepConfig:
                     raise InputError(f"{source}: {m.method} method {m.label!r} takes the points of {m.match!r}; remove 'points'")
             elif m.match is not None:
                 raise InputError(f"{source}: method {m.label!r}: only siren and nerv take 'match'")
-            if m.is_anchor:
-                m.anchor_settings(20.0).validate(16, 16)
-            else:
-                m.encode_config(20.0, self.device, target_bpp=1.0 if m.method in MATCHED else None).validate()
+            for point in (self.points_of(m) if m.match is None else (20.0,)):
+                if m.is_anchor:
+                    m.anchor_settings(point).validate(16, 16)
+                else:
+                    config = m.encode_config(point, self.device, target_bpp=1.0 if m.method in MATCHED else None)
+                    config.validate()
+                    low, high = keyframe_codec(config.keyframes.codec).crf_range
+                    if not low <= point <= high:
+                        raise InputError(f"{source}: method {m.label!r}: point {point:g} is outside the "
+                                         f"{config.keyframes.codec} CRF range {low:g}..{high:g}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise InputError(f"{source}: unknown device {self.device!r}; use auto, cpu or cuda")
 
@@ -279,8 +286,8 @@ def _points(values, where: str) -> tuple[float, ...]:
         points = tuple(float(v) for v in values)
     except (TypeError, ValueError):
         raise InputError(f"{where}: points must be a list of numbers (CRFs)") from None
-    if not points or any(not 0 <= p <= 51 for p in points):
-        raise InputError(f"{where}: points must be CRFs between 0 and 51")
+    if not points or any(not 0 <= p <= 63 for p in points):
+        raise InputError(f"{where}: points must be CRFs between 0 and 51 (63 for AV1)")
     return points
 
 

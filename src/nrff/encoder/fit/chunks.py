@@ -67,7 +67,8 @@ def fit_fields(job: FitJob, method: CoordinateMethod) -> FitOutcome:
     H, W = job.video.info.height, job.video.info.width
     mine = list(job.shard) if job.shard is not None else list(gops)
     batch = min(config.train.batch_frames, trainable_frames(method, gops))
-    per_gop = [training_bytes(g, H, W, units[g.index], job.shape, config.train.pixel_stride, batch) for g in mine]
+    stride = min(config.train.pixel_stride, config.train.fine_stride or config.train.pixel_stride)
+    per_gop = [training_bytes(g, H, W, units[g.index], job.shape, stride, batch) for g in mine]
     chunks = chunk_gops(mine, per_gop, memory_budget(device))
     resumed = job.resumed
     outcome = FitOutcome(dict(resumed.weights) if resumed else {}, 0.0, 0)

@@ -24,11 +24,16 @@ class PixelSampler:
         self.batch = batch
         self.height, self.width = height, width
         self.lmax = trainable.shape[1]
-        self.rows = math.ceil(height / stride)
-        self.cols = math.ceil(width / stride)
+        self.set_stride(stride)
         self.video_gops, self.video_lmax = video_gops, video_lmax
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
+
+    def set_stride(self, stride: int) -> None:
+        """Each step sees ``ceil(H / stride)`` random rows and ``ceil(W / stride)`` random columns."""
+        self.stride = stride
+        self.rows = math.ceil(self.height / stride)
+        self.cols = math.ceil(self.width / stride)
 
     def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Frames ``[G, B]``, rows ``[G, R]`` and columns ``[G, C]`` (sorted) for one step."""

@@ -129,7 +129,14 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             self.chain = render_chain(renderer, keys)
 
+    def stride_at(self, step: int) -> int:
+        """The pixel stride of a step (coarse to fine with ``fine_stride``)."""
+        fine = self.cfg.fine_stride
+        return fine if fine is not None and step >= int(self.cfg.fine_from * self.total_steps) else self.cfg.pixel_stride
+
     def train_step(self) -> None:
+        if self.sampler.stride != self.stride_at(self.step):
+            self.sampler.set_stride(self.stride_at(self.step))
         if self.qat.apply(self.model.nets, self.step):
             self.guard.rebaseline()
         self.method.prepare_step(self)
