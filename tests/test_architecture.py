@@ -67,7 +67,18 @@ def test_registry_names_and_ids():
 
 def test_a_preset_name_applies_the_preset():
     assert EncodeConfig(preset="fast").train == get_method("nrff").schedule("fast")
-    assert EncodeConfig().train.epochs == 5000
+    default = EncodeConfig()
+    assert default.preset == "default" and default == EncodeConfig.from_preset("default")
+    assert (default.keyframes.codec, default.keyframes.preset, default.field.quant_bits) == ("av1", "2", 8)
+    assert (default.train.epochs, default.train.pixel_stride) == (800, 16)
+    paper = EncodeConfig(preset="paper")  # exactly the published configuration
+    assert (paper.keyframes.codec, paper.keyframes.pix_fmt, paper.keyframes.crf) == ("x264", "yuv444p", 20)
+    assert (paper.field.quant_bits, paper.field.ratio, paper.train.epochs, paper.train.pixel_stride) == (None, 0.25, 5000, 8)
+    assert paper == EncodeConfig.from_preset("paper")
+    # a key-frame codec other than the preset's drops the preset's codec-specific settings
+    x265 = EncodeConfig.from_preset("default", keyframe_codec="x265")
+    assert (x265.keyframes.preset, x265.keyframes.pix_fmt, x265.field.quant_bits) == ("medium", "yuv444p", 8)
+    assert EncodeConfig.from_preset("default", quant_bits=0).field.quant_bits is None  # 0: fp16
     assert EncodeConfig(preset="fast", field=EncodeConfig().field, train=TrainConfig(epochs=3)).train.epochs == 3
     config = EncodeConfig.from_preset("fast", method="nrff-single", epochs=7, crf=24, quant_bits=8, keyframe_codec="x265")
     assert (config.train.epochs, config.train.batch_frames) == (7, 64)  # the method's fast schedule, epochs overridden

@@ -74,8 +74,18 @@ def test_av1_settings_are_checked_before_any_work(frame):
         AV1.validate(KeyframeSettings(crf=70, pix_fmt="yuv420p", preset="4"), 256, 108)
     with pytest.raises(InputError, match="presets are numbers"):
         AV1.validate(KeyframeSettings(crf=30, pix_fmt="yuv420p", preset="medium"), 256, 108)
-    with pytest.raises(InputError, match="odd side"):
-        AV1.validate(SETTINGS, 255, 108)
+    with pytest.raises(InputError, match="odd side"):  # the anchor codes the frame as it is
+        svtav1.Av1Settings(crf=30, preset=4, gop=1).validate(255, 108)
+
+
+def test_odd_sizes_are_coded_padded_and_cropped(frame):
+    odd = np.ascontiguousarray(frame[:107, :255])
+    AV1.validate(SETTINGS, 255, 107)
+    data = AV1.encode_intra(odd, SETTINGS)
+    (decoded,) = decode_keyframes(data, "av1", 1, 255, 107)
+    assert decoded.shape == odd.shape and psnr(decoded, odd) > 30
+    with pytest.raises(BitstreamError, match="declares"):  # a 256x108 picture is not a 253x107 key frame
+        decode_keyframes(data, "av1", 1, 253, 107)
 
 
 def test_svtav1_anchor_bytes_are_the_packets_sum(tmp_path):

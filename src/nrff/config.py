@@ -1,16 +1,17 @@
 """Typed configuration of an encode, the named presets, and the one way to build both.
 
-``EncodeConfig.from_preset("fast", crf=22, quant_bits=8)`` is how the command
-line, the demo, the benchmarks and the tools build a configuration: a preset's
-training schedule for the method, then the options given by flat name.
-Constructing ``EncodeConfig(preset="fast")`` applies that preset's schedule too.
-Defaults follow the paper and the published code; ``fast`` is our own short
-schedule (see docs/performance.md for what it costs in quality).
+A preset is a whole operating point: key-frame codec, weight format, network share
+and training schedule. ``EncodeConfig.from_preset("default", crf=30, quant_bits=6)``
+is how the command line, the demo, the benchmarks and the tools build a
+configuration: the preset's options, then the options given by flat name.
+Constructing ``EncodeConfig(preset="fast")`` applies the preset to every part not
+given. ``paper`` is the published configuration (x264 yuv444p key frames, fp16
+weights, networks at 0.25x the key-frame bytes, 5,000 epochs); ``default`` and
+``fast`` are the measured best (see docs/results.md and docs/performance.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, fields, replace
 
 from nrff.errors import InputError
@@ -61,13 +62,19 @@ class FieldConfig:
     hidden_layers: int = 1
     reuse: int = 2  # the hidden layer is applied this many times (shared weights)
     quant_bits: int | None = None  # None: fp16 weights; k: k-bit grid + entropy coding (bitstream v2)
-    size_bits: float | None = None  # bits per parameter assumed when sizing networks (default: 16 or k - 1)
+    size_bits: float | None = None  # bits per parameter assumed when sizing networks (default: 16, or k - 1 with key frames, else k - 0.5)
 
     @property
     def bytes_per_param(self) -> float:
         if self.size_bits is not None:
             return self.size_bits / 8
-        return 2.0 if self.quant_bits is None else max(self.quant_bits - 1, 1) / 8
+        if self.quant_bits is None:
+            return 2.0
+        # entropy coding saves about a bit per parameter on flow/residual networks; on networks
+        # that are the whole picture (siren, nerv) about 0.7 bit (measured on the bundled clip):
+        # sized at k - 0.5 bits so a --target-bpp lands just under the target
+        saved = 1 if _method(self.method).uses_keyframes else 0.5
+        return max(self.quant_bits - saved, 1) / 8
 
 
 @dataclass(frozen=True)
@@ -97,38 +104,71 @@ class TrainConfig:
     accumulate: bool = False
 
 
-PRESETS = ("paper", "fast")
+# preset -> the options it sets by flat name (everything else keeps the paper's value); the
+# training schedule of each preset belongs to the method (``Method.schedule``). Key-frame options
+# other than the codec apply only while the key frames use the preset's codec.
+PRESET_OPTIONS: dict[str, dict[str, object]] = {
+    "paper": {},
+    "default": {"keyframe_codec": "av1", "keyframe_preset": "2", "quant_bits": 8, "ratio": 0.25},
+    "fast": {"keyframe_codec": "av1", "quant_bits": 8, "ratio": 0.25},
+}
+PRESETS = tuple(PRESET_OPTIONS)
+KEYFRAME_DETAILS = ("keyframe_pix_fmt", "keyframe_preset", "keyframe_tune")
+
+
+def preset_options(preset: str, given: dict[str, object]) -> dict[str, object]:
+    """The flat options of ``preset`` overridden by ``given`` (whose None values are dropped);
+    ``quant_bits=0`` asks for fp16 weights."""
+    if preset not in PRESET_OPTIONS:
+        raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    given = {k: v for k, v in given.items() if v is not None}
+    unknown = sorted(set(given) - set(OPTION_NAMES))
+    if unknown:
+        raise InputError(f"unknown encode option {unknown[0]!r}")
+    merged = dict(PRESET_OPTIONS[preset])
+    if given.get("keyframe_codec", merged.get("keyframe_codec")) != merged.get("keyframe_codec"):
+        merged = {k: v for k, v in merged.items() if k not in KEYFRAME_DETAILS}
+    merged.update(given)
+    if merged.get("quant_bits") == 0:
+        merged["quant_bits"] = None
+    return merged
+
+
+def _parts(options: dict[str, object]) -> dict[str, dict]:
+    parts: dict[str, dict] = {"": {}, "field": {}, "train": {}, "keyframes": {}}
+    for name, value in options.items():
+        part, attr = OPTION_NAMES[name]
+        parts[part][attr] = value
+    return parts
 
 
 @dataclass(frozen=True)
 class EncodeConfig:
-    """Everything an encode is set to. ``train=None`` means the preset's schedule for the method."""
+    """Everything an encode is set to. A part left as None (``field``, ``train``, ``keyframes``)
+    is the preset's: its networks and weight format, its schedule for the method, its key frames."""
 
     gop: int = 5
-    field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
+    field: FieldConfig | None = None
     train: TrainConfig | None = None
-    keyframes: KeyframeConfig = dataclasses.field(default_factory=KeyframeConfig)
+    keyframes: KeyframeConfig | None = None
     device: str = "auto"
-    preset: str = "paper"
+    preset: str = "default"
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise InputError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        parts = _parts(preset_options(self.preset, {}))
+        if self.field is None:
+            object.__setattr__(self, "field", FieldConfig(**parts["field"]))
+        if self.keyframes is None:
+            object.__setattr__(self, "keyframes", KeyframeConfig(**parts["keyframes"]))
         if self.train is None:
-            object.__setattr__(self, "train", _method(self.field.method).schedule(self.preset))
+            object.__setattr__(self, "train", replace(_method(self.field.method).schedule(self.preset), **parts["train"]))
 
     @classmethod
-    def from_preset(cls, preset: str = "paper", **options) -> EncodeConfig:
+    def from_preset(cls, preset: str = "default", **options) -> EncodeConfig:
         """A preset with options by flat name (``crf``, ``epochs``, ``quant_bits``, ``keyframe_codec``,
-        ...; see :data:`OPTION_NAMES`); an option given as None keeps the preset's value."""
-        given = {k: v for k, v in options.items() if v is not None}
-        unknown = sorted(set(given) - set(OPTION_NAMES))
-        if unknown:
-            raise InputError(f"unknown encode option {unknown[0]!r}")
-        parts: dict[str, dict] = {"": {}, "field": {}, "train": {}, "keyframes": {}}
-        for name, value in given.items():
-            part, attr = OPTION_NAMES[name]
-            parts[part][attr] = value
+        ...; see :data:`OPTION_NAMES`); an option given as None keeps the preset's value,
+        ``quant_bits=0`` asks for fp16 weights."""
+        parts = _parts(preset_options(preset, options))
         field_config = FieldConfig(**parts["field"])
         train = replace(_method(field_config.method).schedule(preset), **parts["train"])
         return cls(field=field_config, train=train, keyframes=KeyframeConfig(**parts["keyframes"]), preset=preset,

@@ -117,8 +117,19 @@ class H26xKeyframes(KeyframeCodec):
         return [frame_to_rgb(f, trust_tags=False) for f in frames]
 
 
+def _even(n: int) -> int:
+    return n + n % 2
+
+
+def _pad_even(rgb: np.ndarray) -> np.ndarray:
+    """Repeat the last row / column so both sides are even (4:2:0 needs whole chroma samples)."""
+    height, width = rgb.shape[:2]
+    return np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
 class Av1Keyframes(KeyframeCodec):
-    """SVT-AV1 pictures decoded by dav1d: 8-bit 4:2:0, CRF 0-63 (whole numbers), preset 0-13."""
+    """SVT-AV1 pictures decoded by dav1d: 8-bit 4:2:0, CRF 0-63 (whole numbers), preset 0-13.
+    An odd side is coded one row / column larger (edge repeated) and cropped after decoding."""
 
     name, id = "av1", 3
     default_pix_fmt, default_preset, default_crf = "yuv420p", "4", 32.0
@@ -132,13 +143,15 @@ class Av1Keyframes(KeyframeCodec):
             raise InputError(f"AV1 key frames are 4:2:0 only (SVT-AV1); use --keyframe-pix-fmt yuv420p, not {settings.pix_fmt}")
         if settings.tune is not None:
             raise InputError("--keyframe-tune applies to x264 and x265 key frames; SVT-AV1 is tuned for PSNR already")
-        self._settings(settings, 1).validate(width, height)
+        self._settings(settings, 1).validate(_even(width), _even(height))
 
     def encode_intra(self, rgb: np.ndarray, settings: KeyframeSettings) -> bytes:
+        rgb = _pad_even(rgb)
         height, width = rgb.shape[:2]
         return b"".join(svtav1.encode_frames([rgb], self._settings(settings, 1), width, height))
 
     def encode_stream(self, frames: Sequence[np.ndarray], settings: KeyframeSettings, interval: int) -> list[bytes]:
+        frames = [_pad_even(f) for f in frames]
         height, width = frames[0].shape[:2]
         packets = svtav1.encode_frames(frames, self._settings(settings, max(interval, 2)), width, height)
         if len(packets) != len(frames):  # pragma: no cover - SVT-AV1 emits one temporal unit per picture
@@ -149,8 +162,9 @@ class Av1Keyframes(KeyframeCodec):
         if not data:
             raise BitstreamError(f"empty {what}")
         frames: list[av.VideoFrame] = []
+        coded_width, coded_height = _even(width), _even(height)
         try:
-            for frame in svtav1.decode_frames(data, width, height):
+            for frame in svtav1.decode_frames(data, coded_width, coded_height):
                 frames.append(frame)
                 if len(frames) > count:
                     raise BitstreamError(f"{what} holds more than {count} pictures")
@@ -159,9 +173,9 @@ class Av1Keyframes(KeyframeCodec):
         if len(frames) != count:
             raise BitstreamError(f"{what} holds {len(frames)} pictures instead of {count}")
         for frame in frames:
-            if (frame.width, frame.height) != (width, height):
+            if (frame.width, frame.height) != (coded_width, coded_height):
                 raise BitstreamError(f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}")
-        return [frame_to_rgb(f, trust_tags=False) for f in frames]
+        return [frame_to_rgb(f, trust_tags=False)[:height, :width] for f in frames]
 
 
 KEYFRAME_CODECS: dict[str, KeyframeCodec] = {

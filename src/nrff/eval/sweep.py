@@ -75,20 +75,20 @@ class MethodSpec:
     method: str
     gop: int = 5
     points: tuple[float, ...] | None = None  # None: the sweep's points
-    preset: str | None = None  # None: "paper" for nrff methods, "medium" for anchors
+    preset: str | None = None  # None: "paper" for nrff methods (paper, default or fast), "medium" for anchors
     # nrff methods
     split: bool | None = None
     epochs: int | None = None
-    ratio: float = 0.25
+    ratio: float | None = None  # None: the preset's
     seed: int = 0
     lr: float | None = None
-    keyframe_codec: str = "x264"
+    keyframe_codec: str | None = None  # None: the preset's (x264 for paper, av1 for default and fast)
     keyframe_pix_fmt: str | None = None  # None: the codec's default
     keyframe_preset: str | None = None
     keyframe_tune: str | None = None
     keyframe_mode: str = "intra"  # or "predicted" (P-frame key-frame streams)
     random_access: int = 8
-    quant_bits: int | None = None  # None: fp16 weights
+    quant_bits: int | None = None  # None: the preset's (fp16 for paper, 8 for default and fast); 0: fp16
     zero_output: bool | None = None  # None: the preset's
     ratio_mode: str = "fixed"
     match: str | None = None  # siren / nerv: the label whose bpp it is sized to
@@ -130,8 +130,8 @@ class MethodSpec:
         config = self.encode_config(20.0, "cpu", target_bpp=1.0 if self.method in MATCHED else None)
         out = {"method": self.method, "split": config.split, "preset": self.resolved_preset(), "gop": self.gop,
                "epochs": config.train.epochs, "seed": self.seed, "lr": config.lr}
-        if self.quant_bits is not None:
-            out["quant_bits"] = self.quant_bits
+        if config.field.quant_bits is not None:
+            out["quant_bits"] = config.field.quant_bits
         if config.train.zero_output:
             out["zero_output"] = True
         if self.ratio_mode != "fixed":
@@ -139,7 +139,7 @@ class MethodSpec:
         if self.method in MATCHED:
             out["match"] = self.match
         else:
-            out.update(ratio=self.ratio, keyframe_codec=self.keyframe_codec,
+            out.update(ratio=config.field.ratio, keyframe_codec=config.keyframes.codec,
                        keyframe_pix_fmt=config.keyframes.pix_fmt, keyframe_preset=config.keyframes.preset)
             if self.keyframe_tune is not None:
                 out["keyframe_tune"] = self.keyframe_tune

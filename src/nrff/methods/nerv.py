@@ -29,7 +29,7 @@ class NervMethod(Method):
 
     def schedule(self, preset):
         """The NRFF paper ran NeRV for 1,500 epochs."""
-        return TrainConfig(epochs=1500 if preset == "paper" else 150, warmup=0.2, log_every=25)
+        return TrainConfig(epochs=1500 if preset in ("paper", "default") else 150, warmup=0.2, log_every=25)
 
     def gop_length(self, requested, frames):
         if frames > MAX_FRAMES:

@@ -65,6 +65,6 @@ class NrffSingle(CoordinateMethod):
 
     def schedule(self, preset):
         """The paper trained single-reference NRFF on the whole GOP per step (batch 1 was unstable)."""
-        if preset == "paper":
+        if preset in ("paper", "default"):  # default: the published schedule
             return TrainConfig(epochs=25000, batch_frames=64)
         return TrainConfig(epochs=600, batch_frames=64, pixel_stride=4, log_every=25, refresh_every=25, zero_output=True)

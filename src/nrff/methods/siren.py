@@ -29,6 +29,6 @@ class Siren(CoordinateMethod):
         return {"frame": 0.5 + 0.5 * raw.float()[..., 0:3]}
 
     def schedule(self, preset):
-        if preset == "paper":
+        if preset in ("paper", "default"):  # default: the published schedule
             return TrainConfig(epochs=5000)
         return TrainConfig(epochs=300, pixel_stride=4, log_every=25)
