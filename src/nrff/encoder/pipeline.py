@@ -62,7 +62,6 @@ def encode(
 ) -> EncodeResult | None:
     """Encode ``source`` (a path: image folder, container, .y4m, .yuv with ``size``, ``-`` for stdin;
     or uint8 frames ``[N, H, W, 3]``) into an ``.nrff`` file; measure it; return an :class:`EncodeResult`.
-
     ``frames`` "START:END" (0-based, END exclusive); ``fps`` for images, arrays and .yuv (24/24/25);
     ``config``: ``EncodeConfig.from_preset("fast", crf=22)`` (default: the paper preset).
     Training state is checkpointed every ``checkpoint_seconds`` (``None``: never)
