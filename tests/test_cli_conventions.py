@@ -231,3 +231,28 @@ def test_log_lines_are_rate_limited(capsys):
         update(2)
         quiet.log("hidden")
     assert capsys.readouterr().err == ""
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_license_citation_and_dependencies():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"]["text"] == "MIT" and (ROOT / "LICENSE").read_text().startswith("MIT License")
+    citation = (ROOT / "CITATION.cff").read_text()
+    assert "Neural Residual Flow Fields for Efficient Video Representations" in citation and "Rho" in citation
+    runtime = " ".join(project["dependencies"])
+    assert "scipy" not in runtime and any("scipy" in d for d in project["optional-dependencies"]["test"])
+    assert (Path(nrff.__file__).parent / "py.typed").exists()
+
+
+def test_public_api_is_documented():
+    from nrff.decoder.video import DecodedVideo
+
+    for obj in (nrff.encode, nrff.decode, nrff.info, nrff.load, nrff.EncodeConfig, nrff.EncodeConfig.from_preset,
+                DecodedVideo, DecodedVideo.frames):
+        assert obj.__doc__ and len(obj.__doc__.strip()) > 20, obj
+    assert "from_preset" in nrff.EncodeConfig.__doc__
+    assert (ROOT / "docs" / "python.md").read_text().startswith("# Using nrff from Python")

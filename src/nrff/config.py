@@ -102,7 +102,13 @@ PRESETS = ("paper", "fast")
 
 @dataclass(frozen=True)
 class EncodeConfig:
-    """Everything an encode is set to. ``train=None`` means the preset's schedule for the method."""
+    """Everything an encode is set to: GOP length, the field (method, widths, quantisation),
+    the training schedule, the key frames, the device and the preset.
+
+    Build one with ``EncodeConfig.from_preset("fast", crf=22, quant_bits=8)`` (the preset's
+    schedule for the method, then options by flat name); ``EncodeConfig(preset="fast")`` applies
+    the preset too. ``train=None`` means the preset's schedule for the method.
+    """
 
     gop: int = 5
     field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
