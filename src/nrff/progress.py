@@ -141,6 +141,8 @@ class Reporter:
         if self.mode == "log":
             log = _LogTask(self, description, total, unit)
             yield lambda completed, psnr=None, status=None: log.update(completed, _status(psnr, status))
+            if not log.done:  # finished without reaching its total (e.g. fewer figures than planned)
+                log.update(total, "")
             return
         if self._progress is None:
             yield lambda completed, **fields: None
