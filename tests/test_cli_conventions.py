@@ -219,9 +219,8 @@ def test_log_lines_are_rate_limited(capsys):
         for i in range(1, 101):
             update(i, psnr=30.0)
     lines = capsys.readouterr().err.splitlines()
-    assert lines == [lines[0], lines[-1]] and len(lines) == 2, lines
-    assert lines[0].startswith("work: 1/100 items (1%), 30.00 dB, elapsed")
-    assert lines[-1].startswith("work: 100/100 items (100%)") and "eta" not in lines[-1]
+    assert len(lines) == 1 and lines[0].startswith("work: 100/100 items (100%), 30.00 dB, elapsed"), lines
+    assert "eta" not in lines[0]
     with Reporter(mode="log", interval=0) as reporter, reporter.task("work", 4) as update:
         for i in range(1, 5):
             update(i)

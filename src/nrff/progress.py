@@ -5,7 +5,7 @@ One :class:`Reporter` serves every command. Its mode is
 * ``bars``: rich progress bars on stderr, with ETA and the training PSNR;
 * ``log``: when stderr is not a terminal (a log file, nohup, a batch scheduler, CI),
   one plain line per update on stderr, at most one every ``interval`` seconds per task
-  (plus the last), e.g. ``training: 12/300 epochs (4%), 31.20 dB, elapsed 0:00:10, eta 0:04:00``;
+  (the first after ``interval`` seconds, plus the last, so a bad input fails in one line), e.g. ``training: 12/300 epochs (4%), 31.20 dB, elapsed 0:00:10, eta 0:04:00``;
 * ``off``: nothing (``-q``, and the inner encodes of rate control).
 
 ``Reporter()`` picks bars or log from ``sys.stderr.isatty()``. ``NRFF_LOG_INTERVAL``
@@ -52,7 +52,7 @@ class _LogTask:
         self.reporter, self.description, self.total, self.unit = reporter, description, total, unit
         self.started = time.perf_counter()
         self.first: float | None = None  # the first completed count seen (a resumed job starts above 0)
-        self.last_line = -float("inf")
+        self.last_line = self.started  # the first line after `interval` s: a quick task (or error) logs once
         self.done = False
 
     def update(self, completed: float, text: str) -> None:
