@@ -176,6 +176,11 @@ def test_decode_mp4_is_playable_by_default_and_exact_with_lossless(encoded):
     assert both.exit_code == 2 and "exclude" in both.stderr
 
 
+def test_verbose_adds_detail(encoded):
+    done = _invoke("decode", encoded["file"], "-o", encoded["root"] / "v.y4m", "-v", "-y", "--device", "cpu")
+    assert done.exit_code == 0 and "6 frames 64x48 -> 6 frames 64x48 on cpu" in done.stderr, done.stderr
+
+
 def test_force_has_a_short_y(encoded):
     out = encoded["root"] / "y.y4m"
     out.write_bytes(b"old")

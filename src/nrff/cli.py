@@ -147,6 +147,8 @@ def decode(
     decoded = run_decode(input, size=parse_size(size), scale=scale, fps_factor=fps_factor, device=device,
                          precision=precision)
     with reporter(quiet, verbose) as progress, progress.task("decoding", decoded.count, unit="frames") as update:
+        progress.detail(f"{decoded.header.frames} frames {decoded.header.width}x{decoded.header.height} -> "
+                        f"{decoded.count} frames {decoded.width}x{decoded.height} on {decoded.device}")
         target = VideoWriter(output, decoded.width, decoded.height, decoded.fps, crf=crf, lossless=lossless, force=force)
         with BackgroundWriter(target) as writer:
             for i, frame in enumerate(decoded.frames()):

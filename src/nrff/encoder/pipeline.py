@@ -150,9 +150,11 @@ def _resume_policy(ckpt: Path, output, fingerprint: dict, device, resume: bool, 
 def _code_keyframes(config: EncodeConfig, method: Method, video: VideoReader, gops: list[Gop],
                     reporter: Reporter) -> tuple[EncodeConfig, CodedKeyframes]:
     """The key frames as coded (with ``target_bpp``, at the CRF rate control chose)."""
+    info = video.info
+    reporter.detail(f"{info.frames} frames {info.width}x{info.height} at {float(info.fps):g} fps ({info.kind}); "
+                    f"{method.name}, {len(gops)} GOPs of {', '.join(str(g.length) for g in gops)} frames")
     if not method.uses_keyframes:
         return config, CodedKeyframes()
-    info = video.info
     keyframe_codec(config.keyframes.codec).validate(settings_of(config.keyframes), info.width, info.height)
     originals = read_keyframes(video, gops)
     if config.field.target_bpp is not None:
