@@ -1,4 +1,4 @@
-"""Peak host memory of encoding a long 1080p video (issue 5: under 8 GB for 600 frames).
+"""Peak host memory of encoding a long 1080p video (target: under 8 GB for 600 frames).
 
 Synthesises a 1920x1080 .y4m of N frames from an image folder (upscaled, played forwards
 and backwards to the length asked), then runs ``nrff encode`` on it in a child process and

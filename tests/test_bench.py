@@ -144,6 +144,8 @@ def test_report_bd_rates_match_bjontegaard(swept, tmp_path):
     report = write_report(swept.results, tmp_path / "report")
     for name in ("rd_sample.png", "bits_sample_nrff.png"):
         assert (tmp_path / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        pdf = (tmp_path / "report" / name).with_suffix(".pdf")
+        assert pdf.read_bytes()[:5] == b"%PDF-" and str(pdf) in report.files
     table = (tmp_path / "report" / "bd_rate.md").read_text()
     assert "| sample | nrff | x264 |" in table
     entries = {e.method: e for e in report.bd}
@@ -264,9 +266,11 @@ def test_pictures_of_a_frame(swept, tmp_path):
     assert [Path(f).name for f in pictures.files] == ["fig.png", "fig-sr.png", "fig-interp.png"]
     for f in pictures.files:
         assert Path(f).read_bytes()[:4] == b"\x89PNG"
+        assert Path(f).with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"  # vector copy beside it
     titles = [p.title for p in pictures.panels[str(out)]]
-    # ground truth, SIREN, nrff, 2 flows, 2 warped references, alpha, residual, 2 error maps
-    assert len(titles) == 11, titles
+    # ground truth, SIREN, nrff, 2 flows, the flow colour key, 2 warped references, alpha, residual, 2 error maps
+    assert len(titles) == 12, titles
+    assert titles[5].startswith("flow colour key")
     assert titles[0].startswith("ground truth") and titles[-1].startswith("|error| nrff")
     sr = pictures.panels[str(tmp_path / "fig-sr.png")]
     assert [p.image.shape[:2] for p in sr] == [(27, 64), (27, 64), (54, 128), (54, 128)]

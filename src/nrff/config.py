@@ -144,8 +144,14 @@ def _parts(options: dict[str, object]) -> dict[str, dict]:
 
 @dataclass(frozen=True)
 class EncodeConfig:
-    """Everything an encode is set to. A part left as None (``field``, ``train``, ``keyframes``)
-    is the preset's: its networks and weight format, its schedule for the method, its key frames."""
+    """Everything an encode is set to: GOP length, the field (method, widths, quantisation),
+    the training schedule, the key frames, the device and the preset.
+
+    Build one with ``EncodeConfig.from_preset("default", crf=30, quant_bits=6)`` (the preset's
+    options, then options by flat name). A part left as None (``field``, ``train``,
+    ``keyframes``) is the preset's: its networks and weight format, its schedule for the
+    method, its key frames; so ``EncodeConfig(preset="fast")`` is the whole fast preset.
+    """
 
     gop: int = 5
     field: FieldConfig | None = None

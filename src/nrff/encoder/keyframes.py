@@ -66,7 +66,7 @@ def code_keyframes(config: KeyframeConfig, originals: dict[int, np.ndarray], gop
     codec = keyframe_codec(config.codec)
     settings = settings_of(config)
     out = CodedKeyframes()
-    with reporter.task("key frames", len(gops)) as update:
+    with reporter.task("key frames", len(gops), unit="GOPs") as update:
         if config.mode == "intra":
             for i, gop in enumerate(gops):
                 data = codec.encode_intra(originals[gop.index], settings)

@@ -46,12 +46,13 @@ MIN_SIDE = 11  # SSIM's window
 
 
 def encode(
-    source: str | os.PathLike,
+    source: str | os.PathLike | np.ndarray,
     output: str | os.PathLike,
     config: EncodeConfig | None = None,
     *,
     frames: FrameRange | str | None = None,
     size: tuple[int, int] | str | None = None,
+    fps: float | None = None,
     force: bool = False,
     reporter: Reporter | None = None,
     resume: bool = False,
@@ -59,8 +60,10 @@ def encode(
     monitor=None,
     verify: bool = True,
 ) -> EncodeResult | None:
-    """Encode a video into an ``.nrff`` file and measure it.
-
+    """Encode ``source`` (a path: image folder, container, .y4m, .yuv with ``size``, ``-`` for stdin;
+    or uint8 frames ``[N, H, W, 3]``) into an ``.nrff`` file; measure it; return an :class:`EncodeResult`.
+    ``frames`` "START:END" (0-based, END exclusive); ``fps`` for images, arrays and .yuv (24/24/25);
+    ``config``: ``EncodeConfig.from_preset("fast", crf=22)`` (default: the paper preset).
     Training state is checkpointed every ``checkpoint_seconds`` (``None``: never)
     to ``OUT.ckpt``; ``resume=True`` continues from it after a crash.
     Under ``torchrun`` every rank trains a shard of the GOPs; rank 0 writes the
@@ -73,7 +76,7 @@ def encode(
     reporter = reporter or Reporter(False)
     started = time.perf_counter()
     check_output(output, force)
-    video = open_video(source, frames=frames, size=size)
+    video = open_video(source, frames=frames, size=size, fps=fps)
     info = video.info
     if min(info.width, info.height) < MIN_SIDE:  # refused before any work, not after training
         raise InputError(f"{info.width}x{info.height} frames are too small: nrff encodes frames of at least 11x11 "
@@ -126,7 +129,8 @@ def encode(
 
 def _fingerprint(config: EncodeConfig, source, info: VideoInfo, frames) -> dict:
     """What a checkpoint must match to be resumed: the settings, the input and this nrff."""
-    return {"config": json.loads(json.dumps(asdict(config))), "source": str(Path(source).resolve()),
+    named = str(Path(source).resolve()) if isinstance(source, (str, os.PathLike)) else "frames"
+    return {"config": json.loads(json.dumps(asdict(config))), "source": named,
             "frames": info.frames, "width": info.width, "height": info.height, "range": str(frames), "version": __version__}
 
 
@@ -146,9 +150,11 @@ def _resume_policy(ckpt: Path, output, fingerprint: dict, device, resume: bool, 
 def _code_keyframes(config: EncodeConfig, method: Method, video: VideoReader, gops: list[Gop],
                     reporter: Reporter) -> tuple[EncodeConfig, CodedKeyframes]:
     """The key frames as coded (with ``target_bpp``, at the CRF rate control chose)."""
+    info = video.info
+    reporter.detail(f"{info.frames} frames {info.width}x{info.height} at {float(info.fps):g} fps ({info.kind}); "
+                    f"{method.name}, {len(gops)} GOPs of {', '.join(str(g.length) for g in gops)} frames")
     if not method.uses_keyframes:
         return config, CodedKeyframes()
-    info = video.info
     keyframe_codec(config.keyframes.codec).validate(settings_of(config.keyframes), info.width, info.height)
     originals = read_keyframes(video, gops)
     if config.field.target_bpp is not None:
@@ -179,7 +185,7 @@ def _measure(data: bytes, video: VideoReader, config: EncodeConfig, verify: bool
     quality = {"psnr": None, "ssim": None, "ms_ssim": None}
     if verify:
         decoded = decode(data, device=config.device)
-        with reporter.task("verifying", video.info.frames) as update:
+        with reporter.task("verifying", video.info.frames, unit="frames") as update:
             for i, (ref, dist) in enumerate(zip(video, decoded.frames(), strict=True)):
                 acc.add(ref, dist)
                 update(i + 1)

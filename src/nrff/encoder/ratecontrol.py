@@ -44,7 +44,7 @@ def rate_control(config: EncodeConfig, method: Method, info: VideoInfo, original
             tried[crf] = code_keyframes(replace(config.keyframes, crf=crf), originals, gops, info.width, info.height, quiet)
         return math.log(tried[crf].total / goal)
 
-    with reporter.task("rate control", 8) as update:
+    with reporter.task("rate control", 8, unit="trials") as update:
         a, b = config.keyframes.crf, config.keyframes.crf + 6
         fa, fb = cost(a), cost(b)
         for i in range(8):

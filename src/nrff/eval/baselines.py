@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import av
@@ -87,6 +87,12 @@ def anchor_settings(codec: str, crf: float = 23.0, preset: str | None = None, go
     return H26xSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, gop=gop, bframes=bframes)
 
 
+def _counted(frames, tick: Callable[[int], None]):
+    for i, frame in enumerate(frames, 1):
+        yield frame
+        tick(i)
+
+
 def run_baseline(
     video: VideoReader,
     settings: AnchorSettings,
@@ -94,6 +100,7 @@ def run_baseline(
     recon_writer=None,
     stream_output: str | os.PathLike | None = None,
     force: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> BaselineResult:
     """Code ``video`` with x264, x265 or SVT-AV1, decode the bytes, and measure them.
 
@@ -101,11 +108,14 @@ def run_baseline(
     :class:`FrameList`) receives the decoded frames. ``stream_output``: also
     write the measured stream there (atomically; ``force`` replaces an
     existing file), so that a benchmark keeps the very stream it reports.
+    ``progress(n)`` is told the frames done so far, out of ``2 * frames``
+    (each frame is encoded, then decoded and measured).
     """
+    tick = progress or (lambda n: None)
     info = video.info
     settings.validate(info.width, info.height)
     started = time.perf_counter()
-    packets = settings.encode(iter(video), info.width, info.height, info.fps)
+    packets = settings.encode(_counted(video, tick), info.width, info.height, info.fps)
     encode_seconds = time.perf_counter() - started
     stream = b"".join(packets)
     if stream_output is not None:
@@ -121,6 +131,7 @@ def run_baseline(
             if recon_writer is not None:
                 recon_writer.write(rgb)
             count += 1
+            tick(info.frames + count)
     except av.FFmpegError as exc:  # pragma: no cover - our own stream must decode
         raise InputError(f"decoding the {settings.codec} stream failed: {exc}") from None
     if count != info.frames:

@@ -142,7 +142,7 @@ def run_sweep(
     with _exclusive(results):
         _drop_partial_line(results)
         done = {row_key(r): r for r in load_rows(results)}
-        with reporter.task("sweep", len(runs)) as update:
+        with reporter.task("sweep", len(runs), unit="runs") as update:
             for i, run in enumerate(runs):
                 key = run.key
                 if key in done:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from rich.console import Console
 from rich.table import Table
 
@@ -21,6 +21,7 @@ from nrff.codec.h26x import H26xSettings
 from nrff.config import EncodeConfig
 from nrff.data import sample_clip
 from nrff.errors import OutputExistsError
+from nrff.eval.metrics import psnr
 from nrff.progress import Reporter
 from nrff.video import open_video
 from nrff.video.writer import write_video
@@ -39,16 +40,33 @@ def _fresh_folder(output: Path | None, force: bool) -> Path:
     return output
 
 
-def side_by_side(panels: list[tuple[str, np.ndarray]], scale: int = 2) -> Image.Image:
-    """Label each frame and put them next to each other (nearest-neighbour upscaled)."""
+def _font(size: int) -> ImageFont.ImageFont:
+    """DejaVu Sans (shipped with matplotlib) at ``size`` pixels; PIL's default font if it is missing."""
+    from matplotlib import font_manager
+
+    try:
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except OSError:  # pragma: no cover - a matplotlib without its fonts
+        return ImageFont.load_default()
+
+
+def side_by_side(panels: list[tuple[str, np.ndarray]], scale: int = 2, gap: int = 8) -> Image.Image:
+    """Label each frame (lines of its label above it, in a real font) and put them next to each
+    other with a gap (nearest-neighbour upscaled)."""
     h, w = panels[0][1].shape[:2]
-    bar = 18
-    canvas = Image.new("RGB", (len(panels) * w * scale, h * scale + bar), "white")
+    cell = w * scale
+    font = _font(max(11, min(20, cell // 18)))
+    lines = max(len(label.split("\n")) for label, _ in panels)
+    line_h = font.getbbox("Ag")[3] + 4
+    bar = lines * line_h + 8
+    canvas = Image.new("RGB", (len(panels) * (cell + gap) - gap, h * scale + bar), "white")
     draw = ImageDraw.Draw(canvas)
     for i, (label, frame) in enumerate(panels):
-        img = Image.fromarray(frame).resize((w * scale, h * scale), Image.NEAREST)
-        canvas.paste(img, (i * w * scale, bar))
-        draw.text((i * w * scale + 4, 3), label, fill="black")
+        img = Image.fromarray(frame).resize((cell, h * scale), Image.NEAREST)
+        x = i * (cell + gap)
+        canvas.paste(img, (x, bar))
+        for j, text in enumerate(label.split("\n")):
+            draw.text((x + 4, 4 + j * line_h), text, fill="black", font=font)
     return canvas
 
 
@@ -83,9 +101,10 @@ def run_demo(output: Path | None = None, *, device: str = "auto", force: bool = 
     # the non-key frame (made by the network) nearest the middle
     index = min(range(len(originals)), key=lambda i: (i in {g["key"] for g in result.gops}, abs(i - len(originals) // 2)))
     picture = side_by_side([
-        (f"original, frame {index + 1}", originals[index]),
-        (f"nrff {result.bpp:.3f} bpp", frames[index]),
-        (f"x264 {anchor.bpp:.3f} bpp", x264_frames[index]),
+        (f"original\nframe {index} (0-based)", originals[index]),
+        (f"nrff (fast preset)\n{result.bpp:.3f} bpp, {psnr(originals[index], frames[index]):.2f} dB", frames[index]),
+        (f"x264 medium CRF {anchor.crf:g}\n{anchor.bpp:.3f} bpp, {psnr(originals[index], x264_frames[index]):.2f} dB",
+         x264_frames[index]),
     ])
     picture.save(folder / "side_by_side.png")
     console.print(f"wrote {folder}/clip.nrff, {folder}/decoded/, {folder}/report.json and {folder}/side_by_side.png")

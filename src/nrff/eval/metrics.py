@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,8 +109,10 @@ class QualityAccumulator:
         }
 
 
-def compare_videos(reference: Iterable[np.ndarray], distorted: Iterable[np.ndarray]) -> QualityAccumulator:
-    """Compare two frame streams frame by frame; they must have equal length and size."""
+def compare_videos(reference: Iterable[np.ndarray], distorted: Iterable[np.ndarray],
+                   progress: Callable[[int], None] | None = None) -> QualityAccumulator:
+    """Compare two frame streams frame by frame; they must have equal length and size.
+    ``progress(n)`` is told the frames compared so far."""
     acc = QualityAccumulator()
     ref_it, dist_it = iter(reference), iter(distorted)
     index = 0
@@ -128,6 +130,8 @@ def compare_videos(reference: Iterable[np.ndarray], distorted: Iterable[np.ndarr
             )
         acc.add(r, d)
         index += 1
+        if progress is not None:
+            progress(index)
     return acc
 
 

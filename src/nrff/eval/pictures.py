@@ -180,9 +180,10 @@ def frame_panels(data: bytes, index: int, reference: np.ndarray, *, siren: bytes
     flows = [k for k in ("flow0", "flow1") if k in parts]
     radius = max(float(np.hypot(parts[k][..., 0], parts[k][..., 1]).max()) for k in flows)
     names = method.reference_names
-    for i, k in enumerate(flows):
-        panels.append(Panel(f"flow to the {names[k]} (max {radius:.1f} px)", flow_to_colour(parts[k], radius),
-                            inset=colour_key() if i == 0 else None))
+    for k in flows:
+        panels.append(Panel(f"flow to the {names[k]} (max {radius:.1f} px)", flow_to_colour(parts[k], radius)))
+    key = colour_key(max(33, min(header.width, header.height) | 1))
+    panels.append(Panel(f"flow colour key (hue: direction,\nsaturation: length up to {radius:.1f} px)", key))
     for k, what in ((f"warped{k[-1]}", names[k]) for k in names):
         if k in parts:
             panels.append(Panel(f"{what}, warped", _to_uint8(parts[k])))
@@ -254,9 +255,9 @@ def interpolation_panels(data: bytes, index: int, *, device: str = "auto") -> li
 
 def figure(panels: list[Panel], title: str, path: str | os.PathLike | None = None, columns: int = 4):
     """Lay out panels on a grid (``columns`` wide); save to ``path``; return the figure."""
-    from nrff.eval.report import _pyplot
+    from nrff.eval.plots import pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(columns, len(panels))
     rows = math.ceil(len(panels) / cols)
     h, w = panels[0].image.shape[:2]
@@ -281,7 +282,7 @@ def figure(panels: list[Panel], title: str, path: str | os.PathLike | None = Non
     fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=130)
+        save(fig, path)
     plt.close(fig)
     return fig
 
@@ -322,29 +323,43 @@ def write_pictures(
     crop: tuple[int, int, int, int] | None = None,
     device: str = "auto",
     force: bool = False,
+    reporter=None,
 ) -> Pictures:
-    """Write OUT (the parts of frame ``index``), OUT-sr (2x crops) and OUT-interp (t + 1/2)."""
+    """Write OUT (the parts of frame ``index``), OUT-sr (2x crops) and OUT-interp (t + 1/2), each as
+    PNG with a PDF beside it."""
     from nrff.api import load
+    from nrff.progress import Reporter
+
+    with (reporter or Reporter(False)).task("pictures", 3, unit="figures") as tick:
+        return _write_pictures(load, nrff_file, reference, index, output, siren_file, frames, crop, device, force, tick)
+
+
+def _write_pictures(load, nrff_file, reference, index, output, siren_file, frames, crop, device, force, tick) -> Pictures:
 
     out = Path(output)
     targets = {"parts": out, "sr": sibling(out, "sr"), "interp": sibling(out, "interp")}
     for p in targets.values():
         check_output(p, force)
+        check_output(p.with_suffix(".pdf"), force)
     data = load(nrff_file)
     siren = load(siren_file) if siren_file is not None else None
     ref = reference_frame(reference, index, frames)
-    name = Path(nrff_file).name
+    h = _header(data)
+    name = f"{_method(data).name}, {h.frames} frames {h.width}x{h.height}, {_bpp(data):.3f} bpp"
     result = Pictures()
     panels = frame_panels(data, index, ref, siren=siren, device=device)
-    figure(panels, f"{name}, frame {index}", targets["parts"])
+    figure(panels, f"{name}: frame {index} (0-based) and its parts", targets["parts"])
     result.panels[str(targets["parts"])] = panels
+    tick(1)
     panels = sr_panels(data, index, ref, crop=crop, device=device)
-    figure(panels, f"{name}, frame {index}: 2x super-resolution of a crop", targets["sr"])
+    figure(panels, f"{name}: frame {index}, 2x super-resolution of a crop", targets["sr"])
     result.panels[str(targets["sr"])] = panels
-    between = _interval_within_gop(_header(data), index)
+    tick(2)
+    between = _interval_within_gop(h, index)
     panels = interpolation_panels(data, between, device=device)
     figure(panels, f"{name}: in-between frame at t = {between}.5", targets["interp"], columns=4)
     result.panels[str(targets["interp"])] = panels
+    tick(3)
     result.files = [str(p) for p in targets.values()]
     return result
 

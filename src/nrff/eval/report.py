@@ -35,6 +35,8 @@ import numpy as np
 from nrff.eval.bench import load_rows
 from nrff.errors import InputError, NrffWarning, OutputExistsError
 from nrff.eval.metrics import RDPoint, bd_psnr, bd_rate
+from nrff.eval.plots import curve_styles, plot_bits, plot_rd
+from nrff.progress import Reporter
 
 MIN_OVERLAP = 0.75
 
@@ -268,7 +270,7 @@ def bits_rows(cs: Sequence[Curve]) -> list[dict]:
             key = sum(g["keyframe_bytes"] for g in r["gops"])
             net = sum(g["network_bytes"] for g in r["gops"])
             out.append({"clip": c.clip, "method": c.method, "point": r["point"], "bytes": r["bytes"],
-                        "keyframe_bytes": key, "network_bytes": net, "container_bytes": r["bytes"] - key - net,
+                        "bpp": r["bpp"], "keyframe_bytes": key, "network_bytes": net, "container_bytes": r["bytes"] - key - net,
                         "gops": r["gops"]})
     return out
 
@@ -295,67 +297,6 @@ def bits_markdown(bits: Sequence[dict]) -> str:
 # ----------------------------------------------------------------------------- plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _colours(methods: Sequence[str]) -> dict[str, tuple]:
-    plt = _pyplot()
-    cmap = plt.get_cmap("tab10")
-    return {m: cmap(i % 10) for i, m in enumerate(methods)}
-
-
-def plot_rd(curves_by_method: dict[str, Sequence[RDPoint]], title: str, path: str | os.PathLike,
-            colours: dict[str, tuple] | None = None):
-    """PSNR-bpp and SSIM-bpp side by side, one curve per method; returns the figure."""
-    plt = _pyplot()
-    colours = colours or _colours(list(curves_by_method))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for method, pts in curves_by_method.items():
-        pts = sorted(pts, key=lambda p: p.bpp)
-        x = [p.bpp for p in pts]
-        axes[0].plot(x, [p.psnr for p in pts], "o-", color=colours.get(method), label=method)
-        axes[1].plot(x, [p.ssim for p in pts], "o-", color=colours.get(method), label=method)
-    for ax, ylabel in zip(axes, ("PSNR (dB, RGB)", "SSIM")):
-        ax.set_xlabel("bpp")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize="small")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return fig
-
-
-def plot_bits(bits: Sequence[dict], title: str, path: str | os.PathLike):
-    """Stacked bars per GOP (key frame, networks), one panel per operating point; returns the figure."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(bits), figsize=(max(3.2 * len(bits), 4), 3.4), squeeze=False)
-    for ax, b in zip(axes[0], bits):
-        idx = [g["index"] for g in b["gops"]]
-        key = np.array([g["keyframe_bytes"] for g in b["gops"]])
-        net = np.array([g["network_bytes"] for g in b["gops"]])
-        ax.bar(idx, key, color="#4c72b0", label="key frame")
-        ax.bar(idx, net, bottom=key, color="#dd8452", label="networks")
-        ax.set_title(f"CRF {b['point']:g}: {b['bytes']} B in all", fontsize="small")
-        ax.set_xlabel("GOP")
-        ax.set_xticks(idx)
-    axes[0][0].set_ylabel("bytes")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncol=2, fontsize="small", frameon=False)
-    fig.suptitle(title, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return fig
-
-
 # ----------------------------------------------------------------------------- the report
 
 
@@ -377,8 +318,8 @@ def _slug(text: str) -> str:
 
 
 def write_report(results: str | os.PathLike, out: str | os.PathLike, *, anchor: str | None = None,
-                 force: bool = False) -> Report:
-    """Plots and markdown tables of a results file into the folder ``out``."""
+                 force: bool = False, reporter: Reporter | None = None) -> Report:
+    """Plots (PNG, and PDF beside each) and markdown tables of a results file into the folder ``out``."""
     rows = load_rows(results)
     if not rows:
         raise InputError(f"{results}: no rows (run `nrff bench run` first)")
@@ -391,15 +332,25 @@ def write_report(results: str | os.PathLike, out: str | os.PathLike, *, anchor: 
     if anchor is not None and anchor not in methods_of(cs):
         raise InputError(f"anchor {anchor!r} is not a method of {results} (methods: {', '.join(methods_of(cs))})")
     folder.mkdir(parents=True, exist_ok=True)
-    report = Report(str(folder))
+    total = len(clips_of(cs)) * (1 + len(methods_of(cs))) + 1
+    with (reporter or Reporter(False)).task("report", total, unit="figures") as tick:
+        return _write(Report(str(folder)), folder, rows, cs, Path(results).name, anchor, tick)
+
+
+def _write(report: Report, folder: Path, rows: Sequence[dict], cs: Sequence[Curve], name_of_results: str,
+           anchor: str | None, tick) -> Report:
     clips, methods = clips_of(cs), methods_of(cs)
-    colours = _colours(methods)
+    colours = curve_styles(methods)
+    done = 0
 
     def save(name: str) -> Path:
-        report.files.append(str(folder / name))
+        nonlocal done
+        report.files += [str(folder / name)] + ([str((folder / name).with_suffix(".pdf"))] if name.endswith(".png") else [])
+        done += name.endswith(".png")
+        tick(done)
         return folder / name
 
-    md = [f"# RD report of `{Path(results).name}`", ""]
+    md = [f"# RD report of `{name_of_results}`", ""]
     images = []
     for clip in clips:
         name = f"rd_{_slug(clip)}.png"
@@ -447,4 +398,5 @@ def write_report(results: str | os.PathLike, out: str | os.PathLike, *, anchor: 
     return report
 
 
-__all__ = ["BDEntry", "Curve", "Report", "anchor_matrix", "average_curves", "bd_table", "curves", "plot_bits", "plot_rd", "write_report"]
+__all__ = ["BDEntry", "Curve", "Report", "anchor_matrix", "average_curves", "bd_table", "curves", "plot_bits", "plot_rd",
+           "write_report"]

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -136,6 +139,25 @@ class VideoReader:
     def read_all(self) -> np.ndarray:
         """All frames as one uint8 array (for short clips and tests)."""
         return np.stack(list(self))
+
+
+class ArrayReader(VideoReader):
+    """Frames already in memory: a uint8 array ``[N, H, W, 3]`` (RGB)."""
+
+    def __init__(self, frames: np.ndarray, frame_range: FrameRange | None, fps: Fraction | float | None):
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+            raise InputError(f"frames must be a uint8 array [N, H, W, 3] (got {frames.dtype} {list(frames.shape)})")
+        if len(frames) == 0:
+            raise InputError("frames: the array holds no frames")
+        check_dimensions(frames.shape[2], frames.shape[1], "frames")
+        self.start, self.stop = (frame_range or FrameRange()).resolve(len(frames), "frames")
+        self.array = frames
+        rate = Fraction(fps).limit_denominator(1001000) if fps else DEFAULT_IMAGE_FPS
+        self.info = VideoInfo("frames", frames.shape[2], frames.shape[1], rate, self.stop - self.start, "array")
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        for i in range(self.start, self.stop):
+            yield np.ascontiguousarray(self.array[i])
 
 
 class ImageFolderReader(VideoReader):
@@ -332,13 +354,23 @@ def _short(exc: Exception) -> str:
 
 
 def open_video(
-    path: str | os.PathLike,
+    path: str | os.PathLike | np.ndarray,
     *,
     frames: FrameRange | str | None = None,
     size: tuple[int, int] | str | None = None,
     fps: Fraction | float | None = None,
 ) -> VideoReader:
-    """Open a folder of images, a container/stream, or a raw .yuv file for reading."""
+    """Open a folder of images, a container/stream, or a raw .yuv file for reading.
+
+    ``-`` reads standard input (a .y4m stream, anything FFmpeg demuxes, or raw .yuv with
+    ``size``), spooled to a temporary file that is removed when the process ends.
+    ``fps`` sets the frame rate of images and raw .yuv (which carry none) or overrides a
+    container's.
+    """
+    if isinstance(path, np.ndarray):
+        return ArrayReader(path, frames if not isinstance(frames, str) else FrameRange.parse(frames), fps)
+    if str(path) == "-":
+        path = spool_stdin(raw=size is not None)
     p = Path(path)
     if isinstance(frames, str):
         frames = FrameRange.parse(frames)
@@ -360,3 +392,25 @@ def open_video(
     if p.stat().st_size == 0:
         raise InputError(f"{p}: the file is empty")
     return ContainerReader(p, frames, rate)
+
+
+_SPOOLS: list[tempfile.TemporaryDirectory] = []
+
+
+def spool_stdin(raw: bool = False, source=None) -> Path:
+    """Copy standard input (or the binary file ``source``) to a temporary file, named by what
+    it holds (``stdin.y4m``; ``stdin.yuv`` when ``raw``; else ``stdin``, which FFmpeg probes)."""
+    stream = source if source is not None else sys.stdin.buffer
+    if source is None and sys.stdin.isatty():
+        raise InputError("-: standard input is a terminal; pipe a video into it (e.g. ffmpeg ... -f yuv4mpegpipe - |)")
+    folder = tempfile.TemporaryDirectory(prefix="nrff-stdin-")
+    _SPOOLS.append(folder)
+    head = stream.read(9)
+    if not head:
+        raise InputError("-: standard input is empty")
+    name = "stdin.y4m" if head == b"YUV4MPEG2" else "stdin.yuv" if raw else "stdin"
+    target = Path(folder.name) / name
+    with open(target, "wb") as f:
+        f.write(head)
+        shutil.copyfileobj(stream, f, 1 << 20)
+    return target

@@ -1,9 +1,11 @@
 """Writing frames: a folder of PNGs, .mp4/.mkv/.mov, .y4m or raw .yuv.
 
 The kind is chosen from the path: a path without a suffix (or an existing
-folder) is a PNG folder; ``.mp4``/``.mkv``/``.mov`` are H.264, lossless RGB
-(libx264rgb, QP 0) unless a CRF is given (then yuv420p, BT.601 limited);
-``.y4m`` is raw yuv420p (yuv444p for odd sizes); ``.yuv`` is raw I420.
+folder) is a PNG folder; ``.mp4``/``.mkv``/``.mov`` are H.264, either exact
+(``lossless``: RGB, libx264rgb QP 0, which many players cannot play) or
+playable (yuv420p, BT.601 limited range, CRF 12 unless another is given;
+yuv444p for odd sizes); ``.y4m`` is raw yuv420p (yuv444p for odd sizes);
+``.yuv`` is raw I420; ``-`` is a .y4m stream on standard output.
 
 Files are written to a temporary name and renamed into place when closed, so
 an interrupted write never leaves a half-written file under the final name;
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import warnings
 from fractions import Fraction
@@ -28,10 +31,13 @@ from nrff.fsutil import check_output, publish, temporary_sibling
 from nrff.video.colour import rgb_to_frame, rgb_to_yuv420_planes
 
 CONTAINER_SUFFIXES = {".mp4", ".mkv", ".mov"}
+PLAYABLE_CRF = 12.0  # visually lossless H.264 for `nrff decode -o out.mp4`
 KNOWN_SUFFIXES = CONTAINER_SUFFIXES | {".y4m", ".yuv"}
 
 
 def output_kind(path: str | os.PathLike) -> str:
+    if str(path) == "-":
+        return "y4m"
     p = Path(path)
     suffix = p.suffix.lower()
     if p.is_dir() or not suffix or str(path).endswith(("/", os.sep)):
@@ -48,7 +54,12 @@ def output_kind(path: str | os.PathLike) -> str:
 
 
 class VideoWriter:
-    """Write HxWx3 uint8 RGB frames one at a time."""
+    """Write HxWx3 uint8 RGB frames one at a time.
+
+    For .mp4/.mkv/.mov, ``lossless`` (the default here, so that a written video measures
+    exactly as the frames) keeps RGB exactly; ``lossless=False`` or a ``crf`` writes
+    playable yuv420p H.264 (``nrff decode``'s default). ``-`` writes .y4m to stdout.
+    """
 
     def __init__(
         self,
@@ -58,8 +69,10 @@ class VideoWriter:
         fps: Fraction | float = Fraction(25),
         *,
         crf: float | None = None,
+        lossless: bool = True,
         force: bool = False,
     ):
+        self.stdout = str(path) == "-"
         self.path = Path(path)
         self.kind = output_kind(path)
         self.width, self.height = width, height
@@ -70,6 +83,9 @@ class VideoWriter:
         self._created = False  # a PNG folder this writer made (removed again by abort)
         if self.kind == "png":
             self._open_folder(force)
+        elif self.stdout:
+            self._tmp = None
+            self._open_container(None, True)
         else:
             check_output(self.path, force)
             self._tmp = temporary_sibling(self.path)
@@ -79,7 +95,7 @@ class VideoWriter:
                         raise InputError(f"{self.path}: raw 4:2:0 .yuv needs even sizes (got {width}x{height})")
                     self._file = open(self._tmp, "wb")
                 else:
-                    self._open_container(crf)
+                    self._open_container(crf, lossless and crf is None)
             except BaseException:  # refused before the first frame: leave no temporary file behind
                 self.abort()
                 raise
@@ -102,27 +118,32 @@ class VideoWriter:
             p.mkdir()
             self._created = True
 
-    def _open_container(self, crf: float | None) -> None:
+    def _open_container(self, crf: float | None, lossless: bool) -> None:
         if self.kind == "y4m":
             fmt, codec = "yuv4mpegpipe", "rawvideo"
             pix_fmt = "yuv444p" if (self.width % 2 or self.height % 2) else "yuv420p"
             if pix_fmt == "yuv444p":
                 warnings.warn(f"{self.path.name}: odd frame size, writing 4:4:4 Y4M", NrffWarning, stacklevel=3)
             options = {}
-        elif crf is None:
+        elif lossless:
             fmt, codec, pix_fmt = None, "libx264rgb", "rgb24"
             options = {"qp": "0", "preset": "medium"}
         else:
-            if self.width % 2 or self.height % 2:
+            odd = self.width % 2 or self.height % 2
+            if odd and crf is None:
+                warnings.warn(f"{self.path.name}: odd frame size {self.width}x{self.height}, writing 4:4:4 H.264, "
+                              "which some players cannot play", NrffWarning, stacklevel=3)
+            elif odd:
                 raise InputError(
                     f"{self.path}: CRF-coded video is yuv420p, which needs even sizes (got {self.width}x{self.height}); "
-                    "omit --crf for lossless RGB"
+                    "omit --crf (4:4:4 at CRF 12) or use --lossless (exact RGB)"
                 )
-            fmt, codec, pix_fmt = None, "libx264", "yuv420p"
-            options = {"crf": f"{crf:g}", "preset": "medium"}
+            fmt, codec, pix_fmt = None, "libx264", "yuv444p" if odd else "yuv420p"
+            options = {"crf": f"{PLAYABLE_CRF if crf is None else crf:g}", "preset": "medium"}
         self.pix_fmt = pix_fmt
         container_format = fmt or {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}[self.path.suffix.lower()]
-        self._container = av.open(str(self._tmp), "w", format=container_format)
+        target = sys.stdout.buffer if self.stdout else str(self._tmp)
+        self._container = av.open(target, "w", format=container_format)
         stream = self._container.add_stream(codec, rate=self.fps)
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = pix_fmt
@@ -156,7 +177,8 @@ class VideoWriter:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
             self._container.close()
-        publish(self._tmp, self.path)
+        if not self.stdout:
+            publish(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop a partial file output, and a PNG folder this writer created (an existing
@@ -175,7 +197,7 @@ class VideoWriter:
                 self._container.close()
         except Exception:  # pragma: no cover - best effort cleanup
             pass
-        if self.kind != "png" and self._tmp.exists():
+        if self.kind != "png" and self._tmp is not None and self._tmp.exists():
             self._tmp.unlink()
 
     def __enter__(self) -> VideoWriter:
@@ -236,14 +258,15 @@ class BackgroundWriter:
             raise self._error
 
 
-def write_video(path: str | os.PathLike, frames, fps=Fraction(25), *, crf: float | None = None, force: bool = False) -> int:
-    """Write an iterable of frames; return how many were written."""
+def write_video(path: str | os.PathLike, frames, fps=Fraction(25), *, crf: float | None = None, lossless: bool = True,
+                force: bool = False) -> int:
+    """Write an iterable of frames; return how many were written (``lossless``, ``crf``: see VideoWriter)."""
     it = iter(frames)
     first = next(it, None)
     if first is None:
         raise InputError("no frames to write")
     height, width = first.shape[:2]
-    with VideoWriter(path, width, height, fps, crf=crf, force=force) as writer:
+    with VideoWriter(path, width, height, fps, crf=crf, lossless=lossless, force=force) as writer:
         writer.write(first)
         for frame in it:
             writer.write(frame)

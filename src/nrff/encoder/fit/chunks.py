@@ -115,9 +115,10 @@ def _train_chunk(job: FitJob, method: CoordinateMethod, trainer: Trainer, chunk_
             job.monitor(tr)
 
     label = "training" if chunks == 1 else f"training {chunk_index + 1}/{chunks}"
-    with job.reporter.task(label, trainer.total_steps) as update:
-        update(trainer.step)
-        report = trainer.run(lambda step, total, psnr: update(step, psnr=psnr), on_window=on_window)
+    per_epoch = trainer.steps_per_epoch
+    with job.reporter.task(label, trainer.total_steps / per_epoch, unit="epochs") as update:
+        update(trainer.step / per_epoch)
+        report = trainer.run(lambda step, total, psnr: update(step / per_epoch, psnr=psnr), on_window=on_window)
     outcome.seconds += report.seconds
     outcome.steps = trainer.total_steps
     outcome.recoveries += report.recoveries

@@ -26,9 +26,10 @@ def fit_nerv(job: FitJob) -> FitOutcome:
     video, config = job.video, job.config
     frames = torch.from_numpy(video.read_all()).to(job.device)
     model = Nerv(NervLayout(video.info.height, video.info.width, job.units[0]), seed=config.train.seed).to(job.device)
-    with job.reporter.task("training nerv", config.train.epochs * len(frames)) as update:
+    n = len(frames)
+    with job.reporter.task("training nerv", config.train.epochs, unit="epochs") as update:
         report = train_nerv(model, frames, config.train, config.lr, config.field.quant_bits,
-                            lambda step, total, psnr: update(step, psnr=psnr))
+                            lambda step, total, psnr: update(step / n, psnr=psnr))
     data = job.weight_codec.pack([t.detach().cpu() for t in model.tensors()])
     return FitOutcome({0: data}, report["seconds"], report["steps"], [])
 
