@@ -18,7 +18,7 @@ from rich.table import Table
 
 from nrff import cli_eval  # noqa: F401 - registers the evaluation commands
 from nrff.cli_common import Force, Json, Quiet, Verbose, app, command, err, out, print_json, reporter, say, write_report
-from nrff.fsutil import check_output
+from nrff.outputs import check_distinct, check_paths
 
 # keep in step with nrff.methods.METHODS (tests/test_cli_conventions.py checks it)
 METHOD_HELP = "nrff (flows to two key frames + residual, the paper), nrff-single (one reference), siren (colour field) or nerv (one NeRV network for the clip)."
@@ -95,8 +95,11 @@ def encode(
                             keyframe_pix_fmt=keyframe_pix_fmt, keyframe_preset=keyframe_preset,
                             keyframe_tune=keyframe_tune, lr=lr, quant_bits=quant_bits, keyframe_mode=keyframe_mode,
                             random_access=random_access, zero_output=zero_output, ratio_mode=ratio_mode)
-    if report is not None:
-        check_output(report, force)  # before any work
+    from nrff.encoder.checkpoint import checkpoint_path
+
+    # before any work: outputs distinct from the input and from each other, writable, absent unless --force
+    check_paths({"input": input}, {"-o": output, "--report": report}, force)
+    check_distinct({"input": input, "--report": report}, {"checkpoint": checkpoint_path(output)})
     with reporter(quiet, verbose) as progress:
         result = run_encode(input, output, config, frames=frames, size=size, fps=fps, force=force, reporter=progress,
                             resume=resume, checkpoint_seconds=checkpoint_every if checkpoint_every > 0 else None,
@@ -140,10 +143,18 @@ def decode(
     from nrff.api import decode as run_decode
     from nrff.errors import InputError
     from nrff.video.reader import parse_size
-    from nrff.video.writer import BackgroundWriter, VideoWriter
+    from nrff.video.writer import BackgroundWriter, VideoWriter, check_h264_crf, output_kind
 
     if lossless and crf is not None:
         raise InputError("--lossless and --crf exclude each other")
+    check_h264_crf(crf)
+    kind = output_kind(output)
+    if kind == "png":
+        check_paths({"input": input}, {}, force, folders={"-o": output})
+    else:
+        check_paths({"input": input}, {"-o": output}, force)
+    if crf is not None and kind != "container":
+        raise InputError(f"{output}: --crf applies to .mp4/.mkv/.mov outputs only")
     decoded = run_decode(input, size=parse_size(size), scale=scale, fps_factor=fps_factor, device=device,
                          precision=precision)
     with reporter(quiet, verbose) as progress, progress.task("decoding", decoded.count, unit="frames") as update:

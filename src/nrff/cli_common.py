@@ -20,6 +20,7 @@ from typing import Annotated, Optional
 import typer
 
 from nrff.errors import NrffError
+from nrff.outputs import Terminated, describe_os_error, interrupts_on_signals
 from nrff.progress import Reporter, console
 
 app = typer.Typer(
@@ -70,16 +71,25 @@ def command(fn, group: typer.Typer | None = None, name: str | None = None):
     def wrapper(*args, **kwargs):
         warnings.showwarning = _show_warning
         try:
-            return fn(*args, **kwargs)
+            with interrupts_on_signals():  # SIGTERM cleans up like Ctrl-C: no temporaries left
+                return fn(*args, **kwargs)
         except NrffError as exc:
             err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except Terminated as exc:
+            err.print("[red]terminated[/]")
+            raise typer.Exit(128 + exc.signum) from None
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]")
             raise typer.Exit(130) from None
         except typer.Exit:
             raise
         except Exception as exc:  # noqa: BLE001 - last line of defence against tracebacks
+            # a file problem the command did not name itself (a full disk, a file it may not read...)
+            message = describe_os_error(exc) if isinstance(exc, OSError) else None
+            if message is not None and not os.environ.get("NRFF_DEBUG"):
+                err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
             if os.environ.get("NRFF_DEBUG"):
                 raise
             err.print(

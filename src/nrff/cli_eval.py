@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from nrff.cli_common import Force, Json, Quiet, Verbose, app, command, err, out, print_json, reporter, say, write_report
-from nrff.fsutil import check_output
+from nrff.outputs import check_paths
 
 
 def _parse_crfs(text: str) -> list[float]:
@@ -49,16 +49,20 @@ def baseline(
     from nrff.errors import InputError
     from nrff.eval.baselines import anchor_settings, run_baseline
     from nrff.video import open_video
-    from nrff.video.writer import VideoWriter
+    from nrff.video.writer import VideoWriter, output_kind
 
     crfs = _parse_crfs(crf)
     if output is not None and len(crfs) > 1:
         raise InputError("-o writes one reconstruction; give a single --crf")
+    # before any work: outputs distinct from the input and from each other, writable, absent unless --force
+    if output is not None and output_kind(output) == "png":
+        check_paths({"input": input}, {"--report": report}, force, folders={"-o": output})
+    else:
+        check_paths({"input": input}, {"-o": output, "--report": report}, force)
     video = open_video(input, frames=frames, size=size, fps=fps)
+    for value in crfs:  # every CRF of a sweep, not only the first
+        anchor_settings(codec, value, preset, gop, pix_fmt, bframes).validate(video.info.width, video.info.height)
     settings = anchor_settings(codec, crfs[0], preset, gop, pix_fmt, bframes)
-    settings.validate(video.info.width, video.info.height)
-    if report is not None:
-        check_output(report, force)  # before any work
     results = []
     with reporter(quiet, verbose) as progress:
         for value in crfs:
