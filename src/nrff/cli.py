@@ -53,8 +53,8 @@ def _encode_config(preset: str, **options):
 
 @command
 def encode(
-    input: Annotated[Path, typer.Argument(help="Video: image folder, container/stream, .yuv (with --size), or - for stdin.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The .nrff file to write.")],
+    input: Annotated[Path, typer.Argument(readable=False, help="Video: image folder, container/stream, .yuv (with --size), or - for stdin.")],
+    output: Annotated[Path, typer.Option("-o", "--output", readable=False, help="The .nrff file to write.")],
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "nrff",
     gop: Annotated[int, typer.Option(help=GOP_HELP)] = 5,
     crf: Annotated[Optional[float], typer.Option(help="Key-frame CRF (default: 20 for x264/x265, 32 for av1; with --target-bpp, where the search starts).")] = None,
@@ -78,7 +78,7 @@ def encode(
     zero_output: Annotated[Optional[bool], typer.Option("--zero-output/--paper-init", help="Start the output layers at zero (default for --preset fast) or with PyTorch's default init (the paper's).")] = None,
     ratio_mode: Annotated[str, typer.Option("--ratio-mode", help="fixed (ratio per GOP) or probe (more bytes to GOPs with more motion).")] = "fixed",
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the method's from the paper).")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write a JSON report here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(readable=False, help="Write a JSON report here.")] = None,
     force: Annotated[bool, typer.Option("--force", "-y", help="Replace existing outputs (and any stale checkpoint).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted encode from OUT.ckpt.")] = False,
     checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds between checkpoints (0: none).")] = 60.0,
@@ -126,8 +126,8 @@ def encode(
 
 @command
 def decode(
-    input: Annotated[Path, typer.Argument(help="An .nrff file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder of PNGs, .mp4/.mkv/.mov (playable H.264), .y4m, .yuv, or - for .y4m on stdout.")],
+    input: Annotated[Path, typer.Argument(readable=False, help="An .nrff file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", readable=False, help="Folder of PNGs, .mp4/.mkv/.mov (playable H.264), .y4m, .yuv, or - for .y4m on stdout.")],
     scale: Annotated[Optional[float], typer.Option(help="Sample the fields at this scale (e.g. 2 for 2x).")] = None,
     size: Annotated[Optional[str], typer.Option(help="Sample the fields at WxH.")] = None,
     fps_factor: Annotated[int, typer.Option("--fps-factor", help="K: render K-1 in-between frames per interval.")] = 1,
@@ -171,7 +171,7 @@ def decode(
 
 @command
 def info(
-    input: Annotated[Path, typer.Argument(help="An .nrff file.")],
+    input: Annotated[Path, typer.Argument(readable=False, help="An .nrff file.")],
     as_json: Json = False,
 ):
     """Show the header and the sections of an .nrff file with their sizes."""

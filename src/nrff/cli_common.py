@@ -4,7 +4,9 @@ Every user error becomes one line on stderr (``error: ...``) and exit status 2;
 an unexpected internal error is reported in one line too (exit status 3) and
 shows its traceback only with ``NRFF_DEBUG=1``. Tables and results go to stdout,
 everything else (progress, warnings, "wrote ..." lines) to stderr, so that
-``--json`` leaves exactly one JSON document on stdout.
+``--json`` leaves exactly one JSON document on stdout. Path parameters are declared
+``readable=False``: nrff checks its files itself and says what is wrong in one line,
+where the argument parser would print a usage box.
 """
 
 from __future__ import annotations

@@ -172,7 +172,14 @@ class OutputLock:
             if (current.st_dev, current.st_ino) != (mine.st_dev, mine.st_ino):
                 os.close(fd)
                 continue
+            os.lseek(fd, 0, os.SEEK_SET)
+            before = os.read(fd, 64)
+            if before.strip() and not before.strip().isdigit():  # not a lock of ours: leave the file alone
+                os.close(fd)
+                raise OutputError(f"{self.path} exists and is not an nrff lock file; move it away or choose "
+                                  "another output")
             os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()}\n".encode())
             self.fd = fd
             return self
