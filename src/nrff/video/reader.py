@@ -15,7 +15,6 @@ so a long 1080p video is never held in memory, let alone as float32.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -33,14 +32,12 @@ from PIL import Image, UnidentifiedImageError
 
 from nrff.errors import InputError, NrffWarning
 from nrff.video.colour import frame_to_rgb, yuv420_planes_to_rgb
+from nrff.video.limits import MAX_DIMENSION, MAX_FPS, MAX_PIXELS, MIN_FPS, check_dimensions, check_fps
+from nrff.video.y4m import Y4mHeader, read_y4m_header
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 RAW_YUV_SUFFIXES = {".yuv"}
 DEFAULT_IMAGE_FPS = Fraction(24)  # Sintel's frame rate; images carry none
-MAX_DIMENSION = 16384  # larger frames are refused before anything is allocated
-MAX_PIXELS = MAX_DIMENSION * MAX_DIMENSION // 4  # 67 MP per frame, as the bitstream allows
-MIN_FPS = Fraction(1, 1000)  # frame rates the bitstream and the containers carry
-MAX_FPS = Fraction(1000)
 
 
 @dataclass(frozen=True)
@@ -106,28 +103,6 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     w, h = int(m.group(1)), int(m.group(2))
     check_dimensions(w, h, f"size {text!r}")
     return w, h
-
-
-def check_dimensions(width: int, height: int, what: str) -> None:
-    if width < 1 or height < 1:
-        raise InputError(f"{what}: width and height must be at least 1 (got {width}x{height})")
-    if width > MAX_DIMENSION or height > MAX_DIMENSION:
-        raise InputError(f"{what}: {width}x{height} exceeds the supported maximum of {MAX_DIMENSION} pixels per side")
-    if width * height > MAX_PIXELS:
-        raise InputError(f"{what}: {width}x{height} has {width * height / 1e6:.0f} M pixels, more than the supported "
-                         f"maximum of {MAX_PIXELS / 1e6:.0f} M pixels per frame ({MAX_PIXELS} pixels)")
-
-
-def check_fps(rate, what: str) -> Fraction:
-    """A frame rate as a Fraction (at most 6 decimal digits of denominator), refused outside 1/1000 to 1000 fps."""
-    try:
-        value = float(rate)
-    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
-        raise InputError(f"{what}: frame rate {rate!r} is not a number") from None
-    if not math.isfinite(value) or not float(MIN_FPS) <= value <= float(MAX_FPS):
-        raise InputError(f"{what}: frame rate {value:g} fps is outside the supported range "
-                         f"({float(MIN_FPS):g} to {float(MAX_FPS):g} fps)")
-    return Fraction(rate).limit_denominator(1001000)
 
 
 class VideoReader:
@@ -422,111 +397,6 @@ def open_video(
         raise InputError(f"{p}: the file is empty")
     y4m = read_y4m_header(p)
     return ContainerReader(p, frames, rate, y4m)
-
-
-# --------------------------------------------------------------------------- .y4m
-Y4M_MAGIC = b"YUV4MPEG2"
-Y4M_MAX_LINE = 1024  # longer header lines are refused, not searched for an end
-# colour spaces of FFmpeg's .y4m reader: samples per pixel of the chroma planes (w, h divisors) and bytes per sample
-Y4M_COLOURS = {
-    "420jpeg": (2, 2, 1), "420paldv": (2, 2, 1), "420mpeg2": (2, 2, 1), "420": (2, 2, 1), "411": (4, 1, 1),
-    "422": (2, 1, 1), "444": (1, 1, 1), "mono": (0, 0, 1), "420p9": (2, 2, 2), "420p10": (2, 2, 2),
-    "420p12": (2, 2, 2), "420p14": (2, 2, 2), "420p16": (2, 2, 2), "422p9": (2, 1, 2), "422p10": (2, 1, 2),
-    "422p12": (2, 1, 2), "422p14": (2, 1, 2), "422p16": (2, 1, 2), "444p9": (1, 1, 2), "444p10": (1, 1, 2),
-    "444p12": (1, 1, 2), "444p14": (1, 1, 2), "444p16": (1, 1, 2), "mono9": (0, 0, 2), "mono10": (0, 0, 2),
-    "mono12": (0, 0, 2), "mono16": (0, 0, 2),
-}
-
-
-@dataclass(frozen=True)
-class Y4mHeader:
-    """What a .y4m stream header declares, checked, and its frames counted."""
-
-    width: int
-    height: int
-    fps: Fraction
-    colour: str
-    frame_bytes: int  # of the picture, after each FRAME line
-    frames: int
-
-
-def _y4m_int(token: str, what: str, path: Path) -> int:
-    if not re.fullmatch(r"\d{1,9}", token):
-        raise InputError(f"{path}: bad .y4m header: {what} {token!r} is not a positive whole number")
-    return int(token)
-
-
-def read_y4m_header(path: Path) -> Y4mHeader | None:
-    """Parse and check a .y4m header (None if the file is not a .y4m stream), and walk the
-    frames to count them: a frame cut short or a missing FRAME marker is an error."""
-    with open(path, "rb") as f:
-        head = f.read(Y4M_MAX_LINE + 1)
-        if not head.startswith(Y4M_MAGIC):
-            if path.suffix.lower() == ".y4m":
-                raise InputError(f"{path}: not a .y4m stream (it does not start with YUV4MPEG2)")
-            return None
-        end = head.find(b"\n")
-        if end < 0:
-            raise InputError(f"{path}: bad .y4m header: no end of line in the first {Y4M_MAX_LINE} bytes")
-        try:
-            line = head[:end].decode("ascii")
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: bad .y4m header: not ASCII text") from None
-        tokens = line.split(" ")
-        if tokens[0] != "YUV4MPEG2":
-            raise InputError(f"{path}: bad .y4m header: expected 'YUV4MPEG2 ' at the start")
-        fields: dict[str, str] = {}
-        for token in tokens[1:]:
-            if not token:
-                raise InputError(f"{path}: bad .y4m header: two spaces in a row")
-            key, value = token[0], token[1:]
-            if key in "WHFIAC" and key in fields:
-                raise InputError(f"{path}: bad .y4m header: {key} given twice")
-            if key in "WHFIACX":
-                fields.setdefault(key, value)
-            else:
-                raise InputError(f"{path}: bad .y4m header: unknown field {token[:20]!r}")
-        for key in "WH":
-            if key not in fields:
-                raise InputError(f"{path}: bad .y4m header: no {'width (W)' if key == 'W' else 'height (H)'}")
-        width = _y4m_int(fields["W"], "width", path)
-        height = _y4m_int(fields["H"], "height", path)
-        check_dimensions(width, height, str(path))
-        fps = Fraction(25)
-        if "F" in fields:
-            m = re.fullmatch(r"(\d{1,10}):(\d{1,10})", fields["F"])
-            if not m or int(m.group(2)) == 0:
-                raise InputError(f"{path}: bad .y4m header: frame rate {fields['F']!r} is not N:D with D > 0")
-            fps = check_fps(Fraction(int(m.group(1)), int(m.group(2))), f"{path} (give --fps to override)")
-        if fields.get("I", "p") not in ("p", "?", "t", "b", "m"):
-            raise InputError(f"{path}: bad .y4m header: interlacing {fields['I']!r} is not p, t, b, m or ?")
-        if "A" in fields and not re.fullmatch(r"\d{1,10}:\d{1,10}", fields["A"]):
-            raise InputError(f"{path}: bad .y4m header: aspect ratio {fields['A']!r} is not N:D")
-        colour = fields.get("C", "420jpeg")
-        if colour not in Y4M_COLOURS:
-            raise InputError(f"{path}: unsupported .y4m colour space {colour[:20]!r} "
-                             f"(supported: {', '.join(sorted(Y4M_COLOURS))})")
-        sx, sy, depth = Y4M_COLOURS[colour]
-        chroma = 0 if sx == 0 else 2 * (-(-width // sx)) * (-(-height // sy))
-        frame_bytes = (width * height + chroma) * depth
-        size = os.fstat(f.fileno()).st_size
-        offset, count = end + 1, 0
-        while offset < size:
-            f.seek(offset)
-            marker = f.read(Y4M_MAX_LINE + 1)
-            stop = marker.find(b"\n")
-            if not marker.startswith(b"FRAME") or stop < 0 or (stop > 5 and marker[5:6] != b" "):
-                raise InputError(f"{path}: frame {count} has no FRAME marker at byte {offset}; not a .y4m stream "
-                                 "of the declared size")
-            have = size - (offset + stop + 1)
-            if have < frame_bytes:
-                raise InputError(f"{path}: frame {count} is truncated ({have} of {frame_bytes} bytes); "
-                                 "the file is cut short")
-            offset += stop + 1 + frame_bytes
-            count += 1
-        if count == 0:
-            raise InputError(f"{path}: the .y4m stream has no frames")
-    return Y4mHeader(width, height, fps, colour, frame_bytes, count)
 
 
 _SPOOLS: list[tempfile.TemporaryDirectory] = []
