@@ -163,8 +163,9 @@ def bench_run(
     """Run a sweep (clips x methods x operating points), appending one row per finished run."""
     from nrff.eval.bench import SweepConfig, run_sweep, streams_folder
 
-    sweep = SweepConfig.load(config)
     results = results or Path(f"{config.stem}.jsonl")
+    check_distinct({"sweep": config}, {"--results": results})  # the results file is appended to
+    sweep = SweepConfig.load(config)
     with reporter(quiet, verbose) as progress:
         outcome = run_sweep(sweep, results, reporter=progress, device=device)
     say(quiet, f"{len(outcome.computed)} runs computed, {len(outcome.skipped)} already in {results}; "
