@@ -18,7 +18,7 @@ from rich.table import Table
 
 from nrff import cli_eval  # noqa: F401 - registers the evaluation commands
 from nrff.cli_common import Force, Json, Quiet, Verbose, app, command, err, out, print_json, reporter, say, write_report
-from nrff.fsutil import check_output
+from nrff.outputs import check_distinct, check_paths
 
 # keep in step with nrff.methods.METHODS (tests/test_cli_conventions.py checks it)
 METHOD_HELP = "nrff (flows to two key frames + residual, the paper), nrff-single (one reference), siren (colour field) or nerv (one NeRV network for the clip)."
@@ -53,8 +53,8 @@ def _encode_config(preset: str, **options):
 
 @command
 def encode(
-    input: Annotated[Path, typer.Argument(help="Video: image folder, container/stream, .yuv (with --size), or - for stdin.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The .nrff file to write.")],
+    input: Annotated[Path, typer.Argument(readable=False, help="Video: image folder, container/stream, .yuv (with --size), or - for stdin.")],
+    output: Annotated[Path, typer.Option("-o", "--output", readable=False, help="The .nrff file to write.")],
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "nrff",
     gop: Annotated[int, typer.Option(help=GOP_HELP)] = 5,
     crf: Annotated[Optional[float], typer.Option(help="Key-frame CRF (default: 20 for x264/x265, 32 for av1; with --target-bpp, where the search starts).")] = None,
@@ -78,7 +78,7 @@ def encode(
     zero_output: Annotated[Optional[bool], typer.Option("--zero-output/--paper-init", help="Start the output layers at zero (default for --preset fast) or with PyTorch's default init (the paper's).")] = None,
     ratio_mode: Annotated[str, typer.Option("--ratio-mode", help="fixed (ratio per GOP) or probe (more bytes to GOPs with more motion).")] = "fixed",
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the method's from the paper).")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write a JSON report here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(readable=False, help="Write a JSON report here.")] = None,
     force: Annotated[bool, typer.Option("--force", "-y", help="Replace existing outputs (and any stale checkpoint).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted encode from OUT.ckpt.")] = False,
     checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds between checkpoints (0: none).")] = 60.0,
@@ -95,8 +95,11 @@ def encode(
                             keyframe_pix_fmt=keyframe_pix_fmt, keyframe_preset=keyframe_preset,
                             keyframe_tune=keyframe_tune, lr=lr, quant_bits=quant_bits, keyframe_mode=keyframe_mode,
                             random_access=random_access, zero_output=zero_output, ratio_mode=ratio_mode)
-    if report is not None:
-        check_output(report, force)  # before any work
+    from nrff.encoder.checkpoint import checkpoint_path
+
+    # before any work: outputs distinct from the input and from each other, writable, absent unless --force
+    check_paths({"input": input}, {"-o": output, "--report": report}, force)
+    check_distinct({"input": input, "--report": report}, {"checkpoint": checkpoint_path(output)})
     with reporter(quiet, verbose) as progress:
         result = run_encode(input, output, config, frames=frames, size=size, fps=fps, force=force, reporter=progress,
                             resume=resume, checkpoint_seconds=checkpoint_every if checkpoint_every > 0 else None,
@@ -123,8 +126,8 @@ def encode(
 
 @command
 def decode(
-    input: Annotated[Path, typer.Argument(help="An .nrff file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder of PNGs, .mp4/.mkv/.mov (playable H.264), .y4m, .yuv, or - for .y4m on stdout.")],
+    input: Annotated[Path, typer.Argument(readable=False, help="An .nrff file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", readable=False, help="Folder of PNGs, .mp4/.mkv/.mov (playable H.264), .y4m, .yuv, or - for .y4m on stdout.")],
     scale: Annotated[Optional[float], typer.Option(help="Sample the fields at this scale (e.g. 2 for 2x).")] = None,
     size: Annotated[Optional[str], typer.Option(help="Sample the fields at WxH.")] = None,
     fps_factor: Annotated[int, typer.Option("--fps-factor", help="K: render K-1 in-between frames per interval.")] = 1,
@@ -140,10 +143,18 @@ def decode(
     from nrff.api import decode as run_decode
     from nrff.errors import InputError
     from nrff.video.reader import parse_size
-    from nrff.video.writer import BackgroundWriter, VideoWriter
+    from nrff.video.writer import BackgroundWriter, VideoWriter, check_h264_crf, output_kind
 
     if lossless and crf is not None:
         raise InputError("--lossless and --crf exclude each other")
+    check_h264_crf(crf)
+    kind = output_kind(output)
+    if kind == "png":
+        check_paths({"input": input}, {}, force, folders={"-o": output})
+    else:
+        check_paths({"input": input}, {"-o": output}, force)
+    if crf is not None and kind != "container":
+        raise InputError(f"{output}: --crf applies to .mp4/.mkv/.mov outputs only")
     decoded = run_decode(input, size=parse_size(size), scale=scale, fps_factor=fps_factor, device=device,
                          precision=precision)
     with reporter(quiet, verbose) as progress, progress.task("decoding", decoded.count, unit="frames") as update:
@@ -160,7 +171,7 @@ def decode(
 
 @command
 def info(
-    input: Annotated[Path, typer.Argument(help="An .nrff file.")],
+    input: Annotated[Path, typer.Argument(readable=False, help="An .nrff file.")],
     as_json: Json = False,
 ):
     """Show the header and the sections of an .nrff file with their sizes."""

@@ -4,7 +4,9 @@ Every user error becomes one line on stderr (``error: ...``) and exit status 2;
 an unexpected internal error is reported in one line too (exit status 3) and
 shows its traceback only with ``NRFF_DEBUG=1``. Tables and results go to stdout,
 everything else (progress, warnings, "wrote ..." lines) to stderr, so that
-``--json`` leaves exactly one JSON document on stdout.
+``--json`` leaves exactly one JSON document on stdout. Path parameters are declared
+``readable=False``: nrff checks its files itself and says what is wrong in one line,
+where the argument parser would print a usage box.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Annotated, Optional
 import typer
 
 from nrff.errors import NrffError
+from nrff.outputs import Terminated, describe_os_error, interrupts_on_signals
 from nrff.progress import Reporter, console
 
 app = typer.Typer(
@@ -70,16 +73,25 @@ def command(fn, group: typer.Typer | None = None, name: str | None = None):
     def wrapper(*args, **kwargs):
         warnings.showwarning = _show_warning
         try:
-            return fn(*args, **kwargs)
+            with interrupts_on_signals():  # SIGTERM cleans up like Ctrl-C: no temporaries left
+                return fn(*args, **kwargs)
         except NrffError as exc:
             err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except Terminated as exc:
+            err.print("[red]terminated[/]")
+            raise typer.Exit(128 + exc.signum) from None
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]")
             raise typer.Exit(130) from None
         except typer.Exit:
             raise
         except Exception as exc:  # noqa: BLE001 - last line of defence against tracebacks
+            # a file problem the command did not name itself (a full disk, a file it may not read...)
+            message = describe_os_error(exc) if isinstance(exc, OSError) else None
+            if message is not None and not os.environ.get("NRFF_DEBUG"):
+                err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
             if os.environ.get("NRFF_DEBUG"):
                 raise
             err.print(

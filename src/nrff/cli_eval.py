@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from nrff.cli_common import Force, Json, Quiet, Verbose, app, command, err, out, print_json, reporter, say, write_report
-from nrff.fsutil import check_output
+from nrff.outputs import check_distinct, check_paths
 
 
 def _parse_crfs(text: str) -> list[float]:
@@ -26,15 +26,15 @@ def _parse_crfs(text: str) -> list[float]:
 
 @command
 def baseline(
-    input: Annotated[Path, typer.Argument(help="Video: image folder, container/stream, .yuv (with --size), or - for stdin.")],
+    input: Annotated[Path, typer.Argument(readable=False, help="Video: image folder, container/stream, .yuv (with --size), or - for stdin.")],
     codec: Annotated[str, typer.Option(help="x264, x265 or svtav1 (SVT-AV1).")] = "x264",
     preset: Annotated[Optional[str], typer.Option(help="Encoder preset (default: medium for x264/x265, 4 for svtav1).")] = None,
     gop: Annotated[int, typer.Option(help="Closed GOP length (keyint = min-keyint).")] = 5,
     crf: Annotated[str, typer.Option(help="CRF, or several separated by commas for an RD sweep.")] = "23",
     pix_fmt: Annotated[str, typer.Option("--pix-fmt", help="yuv420p or yuv444p.")] = "yuv420p",
     bframes: Annotated[bool, typer.Option("--bframes/--no-bframes", help="B-frames (off = low delay).")] = True,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the reconstruction here (an .mp4/.mkv is lossless RGB: exactly what was measured).")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write a JSON report here.")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", readable=False, help="Write the reconstruction here (an .mp4/.mkv is lossless RGB: exactly what was measured).")] = None,
+    report: Annotated[Optional[Path], typer.Option(readable=False, help="Write a JSON report here.")] = None,
     frames: Annotated[Optional[str], typer.Option(help="Frame range START:END (0-based, END exclusive).")] = None,
     size: Annotated[Optional[str], typer.Option(help="WxH of a raw .yuv input.")] = None,
     fps: Annotated[Optional[float], typer.Option(help="Frame rate of a PNG folder or raw .yuv input (default 24 / 25).")] = None,
@@ -49,16 +49,20 @@ def baseline(
     from nrff.errors import InputError
     from nrff.eval.baselines import anchor_settings, run_baseline
     from nrff.video import open_video
-    from nrff.video.writer import VideoWriter
+    from nrff.video.writer import VideoWriter, output_kind
 
     crfs = _parse_crfs(crf)
     if output is not None and len(crfs) > 1:
         raise InputError("-o writes one reconstruction; give a single --crf")
+    # before any work: outputs distinct from the input and from each other, writable, absent unless --force
+    if output is not None and output_kind(output) == "png":
+        check_paths({"input": input}, {"--report": report}, force, folders={"-o": output})
+    else:
+        check_paths({"input": input}, {"-o": output, "--report": report}, force)
     video = open_video(input, frames=frames, size=size, fps=fps)
+    for value in crfs:  # every CRF of a sweep, not only the first
+        anchor_settings(codec, value, preset, gop, pix_fmt, bframes).validate(video.info.width, video.info.height)
     settings = anchor_settings(codec, crfs[0], preset, gop, pix_fmt, bframes)
-    settings.validate(video.info.width, video.info.height)
-    if report is not None:
-        check_output(report, force)  # before any work
     results = []
     with reporter(quiet, verbose) as progress:
         for value in crfs:
@@ -88,8 +92,8 @@ def baseline(
 
 @command
 def compare(
-    reference: Annotated[Path, typer.Argument(help="Reference video.")],
-    distorted: Annotated[Path, typer.Argument(help="Distorted video.")],
+    reference: Annotated[Path, typer.Argument(readable=False, help="Reference video.")],
+    distorted: Annotated[Path, typer.Argument(readable=False, help="Distorted video.")],
     as_json: Json = False,
     size: Annotated[Optional[str], typer.Option(help="WxH for raw .yuv inputs.")] = None,
     frames: Annotated[Optional[str], typer.Option(help="Frame range START:END applied to both.")] = None,
@@ -126,7 +130,7 @@ def compare(
 
 @command
 def demo(
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for the results (default: a new nrff-demo folder).")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", readable=False, help="Folder for the results (default: a new nrff-demo folder).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     force: Annotated[bool, typer.Option("--force", "-y", help="Write into an existing folder.")] = False,
 ):
@@ -149,8 +153,8 @@ def bench_command(name: str):
 
 @bench_command("run")
 def bench_run(
-    config: Annotated[Path, typer.Argument(help="The sweep: a .toml or .json file (see docs/evaluation.md).")],
-    results: Annotated[Optional[Path], typer.Option(help="Results file (JSON lines); default CONFIG-stem.jsonl here. "
+    config: Annotated[Path, typer.Argument(readable=False, help="The sweep: a .toml or .json file (see docs/evaluation.md).")],
+    results: Annotated[Optional[Path], typer.Option(readable=False, help="Results file (JSON lines); default CONFIG-stem.jsonl here. "
                                                          "Rows already in it are not recomputed.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda (default: the sweep's).")] = None,
     quiet: Quiet = False,
@@ -159,8 +163,9 @@ def bench_run(
     """Run a sweep (clips x methods x operating points), appending one row per finished run."""
     from nrff.eval.bench import SweepConfig, run_sweep, streams_folder
 
-    sweep = SweepConfig.load(config)
     results = results or Path(f"{config.stem}.jsonl")
+    check_distinct({"sweep": config}, {"--results": results})  # the results file is appended to
+    sweep = SweepConfig.load(config)
     with reporter(quiet, verbose) as progress:
         outcome = run_sweep(sweep, results, reporter=progress, device=device)
     say(quiet, f"{len(outcome.computed)} runs computed, {len(outcome.skipped)} already in {results}; "
@@ -169,8 +174,8 @@ def bench_run(
 
 @bench_command("report")
 def bench_report(
-    results: Annotated[Path, typer.Argument(help="A results file of `nrff bench run`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the plots (PNG and PDF) and tables.")],
+    results: Annotated[Path, typer.Argument(readable=False, help="A results file of `nrff bench run`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", readable=False, help="Folder for the plots (PNG and PDF) and tables.")],
     anchor: Annotated[Optional[str], typer.Option(help="Method label to compare against (default: x264 medium, same GOP).")] = None,
     force: Annotated[bool, typer.Option("--force", "-y", help="Write into a non-empty folder.")] = False,
     quiet: Quiet = False,
@@ -179,6 +184,7 @@ def bench_report(
     """RD plots, BD-rate table and per-GOP bits breakdown of a results file."""
     from nrff.eval.report import bd_markdown, write_report as write_rd_report
 
+    check_paths({"results": results}, {}, force, folders={"--out": out})
     with reporter(quiet, verbose) as progress:
         report = write_rd_report(results, out, anchor=anchor, force=force, reporter=progress)
     out_text = bd_markdown(report.bd + (report.bd_mean if len({e.clip for e in report.bd}) > 1 else []))
@@ -200,11 +206,11 @@ def _parse_crop(text: Optional[str]) -> tuple[int, int, int, int] | None:
 
 @bench_command("picture")
 def bench_picture(
-    input: Annotated[Path, typer.Argument(help="An .nrff file (method nrff or nrff-single).")],
+    input: Annotated[Path, typer.Argument(readable=False, help="An .nrff file (method nrff or nrff-single).")],
     frame: Annotated[int, typer.Option(help="The frame to show (0-based; not a key frame).")],
-    reference: Annotated[Path, typer.Option(help="The clip the file was encoded from (ground truth).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The figure (.png, a .pdf beside it); OUT-sr and OUT-interp beside it.")],
-    siren: Annotated[Optional[Path], typer.Option(help="A SIREN .nrff of the same clip, for comparison.")] = None,
+    reference: Annotated[Path, typer.Option(readable=False, help="The clip the file was encoded from (ground truth).")],
+    out: Annotated[Path, typer.Option("--out", "-o", readable=False, help="The figure (.png, a .pdf beside it); OUT-sr and OUT-interp beside it.")],
+    siren: Annotated[Optional[Path], typer.Option(readable=False, help="A SIREN .nrff of the same clip, for comparison.")] = None,
     frames: Annotated[Optional[str], typer.Option(help="Frame range START:END of the reference the file was encoded from.")] = None,
     crop: Annotated[Optional[str], typer.Option(help="X,Y,W,H of the super-resolution crop (default: centred).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -215,6 +221,8 @@ def bench_picture(
     """Figures of one frame: its parts (flows, warps, residual, errors), 2x crops and an in-between frame."""
     from nrff.eval.pictures import write_pictures
 
+    check_distinct({"input": input, "--reference": reference, "--siren": siren},
+                   {"--out": out, "--out (PDF)": out.with_suffix(".pdf")})
     with reporter(quiet, verbose) as progress:
         pictures = write_pictures(input, reference, frame, out, siren_file=siren, frames=frames, crop=_parse_crop(crop),
                                   device=device, force=force, reporter=progress)

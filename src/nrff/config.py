@@ -193,6 +193,8 @@ class EncodeConfig:
             raise InputError(f"--target-bpp must be in (0, 48] (got {self.field.target_bpp:g})")
         if not spec.uses_keyframes and self.field.target_bpp is None:
             raise InputError(f"{spec.name} has no key frames to size its networks from: give --target-bpp")
+        if not 0 <= self.train.seed <= 2**63 - 1:
+            raise InputError(f"--seed must be a whole number from 0 to 2**63 - 1 (got {self.train.seed})")
         if self.train.epochs < 1:
             raise InputError(f"--epochs must be at least 1 (got {self.train.epochs})")
         if self.train.pixel_stride < 1 or self.train.batch_frames < 1 or (self.train.fine_stride or 1) < 1:

@@ -19,6 +19,10 @@ class OutputExistsError(InputError):
     """The output path exists and ``force`` was not given."""
 
 
+class OutputError(NrffError):
+    """An output cannot be written: a missing or read-only folder, a full disk, a busy output."""
+
+
 class BitstreamError(NrffError):
     """A malformed, truncated or unsupported ``.nrff`` file.
 

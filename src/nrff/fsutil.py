@@ -7,20 +7,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from nrff.errors import InputError, OutputExistsError
+from nrff.errors import OutputError
+from nrff.outputs import check_output_file
 
 
 def check_output(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse an existing output file unless ``force``; check the parent folder exists."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{p} is a folder; give a file name")
-    if p.exists() and not force:
-        raise OutputExistsError(f"{p} already exists; pass --force to replace it")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.exists():
-        raise InputError(f"{parent}: output folder does not exist")
-    return p
+    """Refuse an existing output file unless ``force``; check that its folder exists and is writable."""
+    return check_output_file(path, force)
 
 
 def _umask() -> int:
@@ -30,29 +23,40 @@ def _umask() -> int:
 
 
 def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Give a finished temporary file the usual permissions and rename it into place."""
-    os.chmod(tmp, 0o666 & ~_umask())
+    """Give a finished temporary file (or folder) the usual permissions and rename it into place."""
+    os.chmod(tmp, (0o777 if os.path.isdir(tmp) else 0o666) & ~_umask())
     os.replace(tmp, path)
+
+
+def cannot_write(path: str | os.PathLike, exc: OSError) -> OutputError:
+    """The one-line error of a write that failed (a full disk, a folder made read-only meanwhile)."""
+    return OutputError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = False) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
     p = check_output(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent if str(p.parent) else ".")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent if str(p.parent) else ".")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         publish(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as exc:
+        raise cannot_write(p, exc) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 def temporary_sibling(path: Path) -> Path:
     """A fresh temporary path beside ``path`` (same file system, so renaming is atomic)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{path.suffix}", dir=path.parent if str(path.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{path.suffix}",
+                                   dir=path.parent if str(path.parent) else ".")
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     os.close(fd)
     return Path(tmp)

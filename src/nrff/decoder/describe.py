@@ -17,6 +17,10 @@ def info(source: bytes | str | os.PathLike) -> dict:
     h, bits, shape = stream.header, stream.container, stream.shape
     key_total = sum(len(b) for b in bits.keyframes.values()) + sum(len(d) for _, d in bits.segments.values())
     net_total = sum(len(b) for b in bits.weights.values())
+    # a predicted key-frame stream (KSEG) covers several GOPs: its bytes count for the GOP it starts at
+    key_of = {g: len(b) for g, b in bits.keyframes.items()}
+    for g, (_, d) in bits.segments.items():
+        key_of[g] = key_of.get(g, 0) + len(d)
     return {
         "version": stream.version,
         "bytes": len(data),
@@ -43,7 +47,7 @@ def info(source: bytes | str | os.PathLike) -> dict:
         "overhead_bytes": len(data) - key_total - net_total,
         "gop_table": [
             {"index": i, "frames": g.length, "key": g.key, "units": g.units, "params": shape.param_count(g.units),
-             "keyframe_bytes": len(bits.keyframes.get(i, b"")), "network_bytes": len(bits.weights.get(i, b""))}
+             "keyframe_bytes": key_of.get(i, 0), "network_bytes": len(bits.weights.get(i, b""))}
             for i, g in enumerate(h.gops)
         ],
         "sections": [asdict(s) for s in stream.sections],

@@ -13,6 +13,7 @@ import json
 import os
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +39,7 @@ from nrff.eval.metrics import QualityAccumulator, bpp
 from nrff.fields.encoding import PositionalEncoding
 from nrff.fsutil import atomic_write_bytes, check_output
 from nrff.gop import Gop, split_gops
+from nrff.outputs import OutputLock, check_distinct
 from nrff.methods.base import FieldShape, Method
 from nrff.progress import Reporter
 from nrff.video.reader import FrameRange, VideoInfo, VideoReader, open_video
@@ -73,6 +75,21 @@ def encode(
     """
     config = config or EncodeConfig()
     config.validate()
+    ckpt = checkpoint_path(output)
+    check_distinct({"input": source if isinstance(source, (str, os.PathLike)) else None},
+                   {"output": output, "checkpoint": ckpt})
+    check_output(output, force)  # exists / folder writable, before any work
+    ranks = Distributed.from_env()
+    # one encode at a time to an output (and its checkpoint); under torchrun rank 0 holds the lock
+    with OutputLock(output) if ranks is None or ranks.is_main else nullcontext():
+        return _encode(source, output, config, frames=frames, size=size, fps=fps, force=force, reporter=reporter,
+                       resume=resume, checkpoint_seconds=checkpoint_seconds, monitor=monitor, verify=verify,
+                       ranks=ranks)
+
+
+def _encode(source, output, config: EncodeConfig, *, frames, size, fps, force: bool, reporter: Reporter | None,
+            resume: bool, checkpoint_seconds: float | None, monitor, verify: bool,
+            ranks: Distributed | None) -> EncodeResult | None:
     reporter = reporter or Reporter(False)
     started = time.perf_counter()
     check_output(output, force)
@@ -82,7 +99,6 @@ def encode(
         raise InputError(f"{info.width}x{info.height} frames are too small: nrff encodes frames of at least 11x11 "
                          "pixels (the quality it reports includes SSIM, which needs an 11x11 window)")
     method = config.method
-    ranks = Distributed.from_env()
     device = ranks.device(config.device) if ranks else resolve_device(config.device)
     if ranks:
         ranks.start(device)
@@ -101,8 +117,17 @@ def encode(
     units = method.plan_units(SizingInputs(config, shape, gops, keys.sizes, info.pixels, info.frames, codec, difficulty))
     header = _header(config, method, shape, info, gop_length, gops, units)
 
+    failed: list[OSError] = []
+
     def save(weights: dict[int, bytes], chunk: int, state) -> None:
-        save_checkpoint(ckpt, fingerprint, weights, chunk, state)
+        if failed:  # a checkpoint could not be written: carry on without them
+            return
+        try:
+            save_checkpoint(ckpt, fingerprint, weights, chunk, state)
+        except OSError as exc:
+            failed.append(exc)
+            warnings.warn(f"cannot write the checkpoint {ckpt} ({exc.strerror or exc}); the encode carries on "
+                          "without checkpoints", NrffWarning, stacklevel=2)
 
     outcome = method.fit(FitJob(
         config, shape, gops, units, video, keys.images, codec, device, reporter, resumed=resumed,
@@ -117,7 +142,7 @@ def encode(
 
     data = Bitstream(header, keys.intra, outcome.weights, keys.segments).to_bytes()
     atomic_write_bytes(output, data, force=force or resumed is not None)
-    if ckpt.exists():
+    if ckpt.exists() or ckpt.is_symlink():
         ckpt.unlink()
     encode_seconds = time.perf_counter() - started
     result = _measure(data, video, config, verify, reporter)

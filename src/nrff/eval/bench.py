@@ -35,7 +35,12 @@ def load_rows(results: str | os.PathLike) -> list[dict]:
     if not p.exists():
         return []
     rows = []
-    lines = p.read_text().split("\n")
+    try:
+        lines = p.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: not a results file (not UTF-8 text)") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
     for i, line in enumerate(lines):
         if not line.strip():
             continue

@@ -7,6 +7,8 @@ whose rate is closest, prints both, and writes a side-by-side picture.
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from nrff.config import EncodeConfig
 from nrff.data import sample_clip
 from nrff.errors import OutputExistsError
 from nrff.eval.metrics import psnr
+from nrff.fsutil import atomic_write_bytes, cannot_write
+from nrff.outputs import check_paths
 from nrff.progress import Reporter
 from nrff.video import open_video
 from nrff.video.writer import write_video
@@ -34,9 +38,15 @@ def _fresh_folder(output: Path | None, force: bool) -> Path:
         while output.exists():
             n += 1
             output = Path(f"{base}-{n}")
+    elif output.exists() and not output.is_dir():
+        raise OutputExistsError(f"{output} exists and is not a folder")
     elif output.exists() and any(output.iterdir()) and not force:
         raise OutputExistsError(f"{output} is not empty; pass --force to write into it")
-    output.mkdir(parents=True, exist_ok=True)
+    check_paths({}, {}, force, folders={"-o": output})  # writable, before any work
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(output, exc) from None
     return output
 
 
@@ -80,7 +90,7 @@ def run_demo(output: Path | None = None, *, device: str = "auto", force: bool = 
                   f"(Sintel alley_2, (c) Blender Foundation, CC-BY 3.0) -> {folder}/")
     with Reporter() as reporter:
         result = encode(clip, folder / "clip.nrff", config, reporter=reporter, force=force)
-    (folder / "report.json").write_text(__import__("json").dumps(result.report(), indent=2) + "\n")
+    atomic_write_bytes(folder / "report.json", (json.dumps(result.report(), indent=2) + "\n").encode(), force=True)
     decoded = decode(folder / "clip.nrff", device=device)
     frames = list(decoded.frames())
     write_video(folder / "decoded", frames, decoded.fps, force=force)
@@ -106,6 +116,8 @@ def run_demo(output: Path | None = None, *, device: str = "auto", force: bool = 
         (f"x264 medium CRF {anchor.crf:g}\n{anchor.bpp:.3f} bpp, {psnr(originals[index], x264_frames[index]):.2f} dB",
          x264_frames[index]),
     ])
-    picture.save(folder / "side_by_side.png")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    atomic_write_bytes(folder / "side_by_side.png", buffer.getvalue(), force=True)
     console.print(f"wrote {folder}/clip.nrff, {folder}/decoded/, {folder}/report.json and {folder}/side_by_side.png")
     return {"nrff": result.report(), "x264": anchor.report(), "folder": str(folder)}

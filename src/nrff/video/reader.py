@@ -32,11 +32,12 @@ from PIL import Image, UnidentifiedImageError
 
 from nrff.errors import InputError, NrffWarning
 from nrff.video.colour import frame_to_rgb, yuv420_planes_to_rgb
+from nrff.video.limits import MAX_DIMENSION, MAX_FPS, MAX_PIXELS, MIN_FPS, check_dimensions, check_fps
+from nrff.video.y4m import Y4mHeader, read_y4m_header
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 RAW_YUV_SUFFIXES = {".yuv"}
 DEFAULT_IMAGE_FPS = Fraction(24)  # Sintel's frame rate; images carry none
-MAX_DIMENSION = 16384  # larger frames are refused before anything is allocated
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,6 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
-def check_dimensions(width: int, height: int, what: str) -> None:
-    if width < 1 or height < 1:
-        raise InputError(f"{what}: width and height must be at least 1 (got {width}x{height})")
-    if width > MAX_DIMENSION or height > MAX_DIMENSION:
-        raise InputError(f"{what}: {width}x{height} exceeds the supported maximum of {MAX_DIMENSION} pixels per side")
-
-
 class VideoReader:
     """A re-iterable stream of HxWx3 uint8 RGB frames with known :class:`VideoInfo`."""
 
@@ -152,7 +146,7 @@ class ArrayReader(VideoReader):
         check_dimensions(frames.shape[2], frames.shape[1], "frames")
         self.start, self.stop = (frame_range or FrameRange()).resolve(len(frames), "frames")
         self.array = frames
-        rate = Fraction(fps).limit_denominator(1001000) if fps else DEFAULT_IMAGE_FPS
+        rate = check_fps(fps, "--fps") if fps is not None else DEFAULT_IMAGE_FPS
         self.info = VideoInfo("frames", frames.shape[2], frames.shape[1], rate, self.stop - self.start, "array")
 
     def _frames(self) -> Iterator[np.ndarray]:
@@ -165,10 +159,14 @@ class ImageFolderReader(VideoReader):
 
     def __init__(self, path: Path, frame_range: FrameRange | None, fps: Fraction | None):
         if path.is_dir():
-            if not any(True for _ in os.scandir(path)):
+            try:
+                names = list(path.iterdir())
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read the folder ({exc.strerror or exc})") from None
+            if not names:
                 raise InputError(f"{path}: the folder is empty")
             files = sorted(
-                (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                (p for p in names if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                 key=lambda p: _natural_key(p.name),
             )
             if not files:
@@ -241,7 +239,7 @@ def _image_to_rgb8(im: Image.Image, file: Path) -> np.ndarray:
 class ContainerReader(VideoReader):
     """Anything FFmpeg demuxes: .mp4 .mkv .avi .mov .y4m .264 .hevc ..."""
 
-    def __init__(self, path: Path, frame_range: FrameRange | None, fps: Fraction | None):
+    def __init__(self, path: Path, frame_range: FrameRange | None, fps: Fraction | None, y4m: Y4mHeader | None = None):
         self.path = path
         with self._open() as container:
             stream = self._stream(container)
@@ -249,8 +247,14 @@ class ContainerReader(VideoReader):
             width, height = cc.width, cc.height
             check_dimensions(width, height, str(path))
             native = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
-            rate = fps or native
-            total = stream.frames or self._count_frames(container, stream)
+            if y4m is not None:  # our own reading of the header, which FFmpeg must agree with
+                if (width, height) != (y4m.width, y4m.height):
+                    raise InputError(f"{path}: FFmpeg reads {width}x{height} frames, the header says "
+                                     f"{y4m.width}x{y4m.height}")
+                native, total = y4m.fps, y4m.frames
+            else:
+                total = stream.frames or self._count_frames(container, stream)
+            rate = fps or check_fps(native, f"{path} (give --fps to override)")
         if total == 0:
             raise InputError(f"{path}: the video has no frames")
         self.start, self.stop = (frame_range or FrameRange()).resolve(total, str(path))
@@ -376,7 +380,7 @@ def open_video(
         frames = FrameRange.parse(frames)
     if isinstance(size, str):
         size = parse_size(size)
-    rate = Fraction(fps).limit_denominator(1001000) if fps else None
+    rate = check_fps(fps, "--fps") if fps is not None else None
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
     if p.is_dir():
@@ -391,7 +395,8 @@ def open_video(
         return ImageFolderReader(p, frames, rate)
     if p.stat().st_size == 0:
         raise InputError(f"{p}: the file is empty")
-    return ContainerReader(p, frames, rate)
+    y4m = read_y4m_header(p)
+    return ContainerReader(p, frames, rate, y4m)
 
 
 _SPOOLS: list[tempfile.TemporaryDirectory] = []

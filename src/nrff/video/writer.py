@@ -9,14 +9,21 @@ yuv444p for odd sizes); ``.y4m`` is raw yuv420p (yuv444p for odd sizes);
 
 Files are written to a temporary name and renamed into place when closed, so
 an interrupted write never leaves a half-written file under the final name;
-an existing output is only replaced when ``force`` is given.
+a PNG folder is built as a hidden temporary folder beside the final one and
+renamed into place when complete. An existing output is only replaced when
+``force`` is given (an existing folder only when it holds nothing but frames:
+``frame_NNNN.png``); an aborted write removes its temporaries.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import queue
+import re
+import shutil
 import sys
+import tempfile
 import threading
 import warnings
 from fractions import Fraction
@@ -26,13 +33,25 @@ import av
 import numpy as np
 from PIL import Image
 
-from nrff.errors import InputError, NrffWarning, OutputExistsError
-from nrff.fsutil import check_output, publish, temporary_sibling
+from nrff.errors import InputError, NrffError, NrffWarning, OutputError, OutputExistsError
+from nrff.fsutil import cannot_write, check_output, publish, temporary_sibling
+from nrff.outputs import writable_folder
 from nrff.video.colour import rgb_to_frame, rgb_to_yuv420_planes
 
 CONTAINER_SUFFIXES = {".mp4", ".mkv", ".mov"}
 PLAYABLE_CRF = 12.0  # visually lossless H.264 for `nrff decode -o out.mp4`
 KNOWN_SUFFIXES = CONTAINER_SUFFIXES | {".y4m", ".yuv"}
+H264_CRF_RANGE = (0.0, 51.0)  # libx264 (8-bit)
+FRAME_NAME = re.compile(r"frame_\d+\.png")
+
+
+def check_h264_crf(crf: float | None) -> None:
+    """The CRF of an H.264 output: a number from 0 to 51."""
+    if crf is None:
+        return
+    low, high = H264_CRF_RANGE
+    if not (isinstance(crf, (int, float)) and math.isfinite(crf) and low <= crf <= high):
+        raise InputError(f"--crf must be a number from {low:g} to {high:g} for H.264 (got {crf:g})")
 
 
 def output_kind(path: str | os.PathLike) -> str:
@@ -80,7 +99,11 @@ class VideoWriter:
         self.count = 0
         self._container = None
         self._file = None
-        self._created = False  # a PNG folder this writer made (removed again by abort)
+        self._tmp = None
+        self._replace = False  # a PNG folder: an existing folder of frames is replaced on close
+        if crf is not None and self.kind != "container":
+            raise InputError(f"{self.path}: --crf applies to .mp4/.mkv/.mov outputs only")
+        check_h264_crf(crf)
         if self.kind == "png":
             self._open_folder(force)
         elif self.stdout:
@@ -105,18 +128,19 @@ class VideoWriter:
         if p.exists() and not p.is_dir():
             raise OutputExistsError(f"{p} exists and is not a folder")
         if p.is_dir():
-            existing = [f for f in p.iterdir()]
+            existing = list(p.iterdir())
             if existing and not force:
-                raise OutputExistsError(f"{p} is not empty; pass --force to write into it")
-            for f in existing:  # force: replace only the frames a previous run wrote
-                if f.is_file() and f.name.startswith("frame_") and f.suffix == ".png":
-                    f.unlink()
-        else:
-            parent = p.parent
-            if not parent.exists():
-                raise InputError(f"{parent}: output folder does not exist")
-            p.mkdir()
-            self._created = True
+                raise OutputExistsError(f"{p} is not empty; pass --force to replace it")
+            others = [f.name for f in existing if not (FRAME_NAME.fullmatch(f.name) and f.is_file())]
+            if others:
+                raise OutputExistsError(f"{p} holds files other than frames ({others[0]}, ...); nrff replaces only a "
+                                        "folder of frame_NNNN.png files: choose another folder")
+            self._replace = bool(existing)
+        parent = writable_folder(p.parent)
+        try:
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".part", dir=parent))
+        except OSError as exc:
+            raise cannot_write(p, exc) from None
 
     def _open_container(self, crf: float | None, lossless: bool) -> None:
         if self.kind == "y4m":
@@ -158,38 +182,69 @@ class VideoWriter:
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"expected a {self.height}x{self.width}x3 uint8 frame, got {rgb.shape} {rgb.dtype}")
         self.count += 1
-        if self.kind == "png":
-            Image.fromarray(rgb).save(self.path / f"frame_{self.count:04d}.png", compress_level=1)
-        elif self.kind == "yuv":
-            self._file.write(rgb_to_yuv420_planes(rgb))
-        else:
-            frame = rgb_to_frame(rgb, self.pix_fmt)
-            frame.pts = self.count - 1
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
+        try:
+            if self.kind == "png":
+                Image.fromarray(rgb).save(self._tmp / f"frame_{self.count:04d}.png", compress_level=1)
+            elif self.kind == "yuv":
+                self._file.write(rgb_to_yuv420_planes(rgb))
+            else:
+                frame = rgb_to_frame(rgb, self.pix_fmt)
+                frame.pts = self.count - 1
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+        except OSError as exc:
+            if self.stdout and isinstance(exc, BrokenPipeError):
+                raise
+            raise cannot_write("standard output" if self.stdout else self.path, exc) from None
 
     def close(self) -> None:
-        if self.kind == "png":
-            return
-        if self._file is not None:
-            self._file.close()
-        if self._container is not None:
-            for packet in self._stream.encode(None):
-                self._container.mux(packet)
-            self._container.close()
-        if not self.stdout:
+        try:
+            if self._file is not None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
+            if self._container is not None:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+                self._container.close()
+                self._container = None
+            if self.kind == "png":
+                self._publish_folder()
+            elif not self.stdout:
+                publish(self._tmp, self.path)
+                self._tmp = None
+        except NrffError:
+            self.abort()
+            raise
+        except OSError as exc:
+            self.abort()
+            raise cannot_write("standard output" if self.stdout else self.path, exc) from None
+        except BaseException:
+            self.abort()
+            raise
+
+    def _publish_folder(self) -> None:
+        """Rename the finished temporary folder into place (an existing folder of frames, which
+        ``force`` allowed, is moved aside first and removed after)."""
+        old = None
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not self._replace:
+                raise OutputError(f"{self.path}: the folder was filled by someone else meanwhile; the frames are not written")
+            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
+            os.replace(self.path, old)
+        try:
             publish(self._tmp, self.path)
+        except BaseException:
+            if old is not None and not self.path.exists():
+                os.replace(old, self.path)  # put the old frames back
+            raise
+        self._tmp = None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
-        """Drop a partial file output, and a PNG folder this writer created (an existing
-        folder keeps what was written)."""
-        if self._created:
-            try:
-                for i in range(1, self.count + 1):
-                    (self.path / f"frame_{i:04d}.png").unlink(missing_ok=True)
-                self.path.rmdir()
-            except OSError:  # pragma: no cover - something else wrote into it
-                pass
+        """Drop a partial output: the temporary file or folder (an existing output is left as it was)."""
         try:
             if self._file is not None:
                 self._file.close()
@@ -197,8 +252,13 @@ class VideoWriter:
                 self._container.close()
         except Exception:  # pragma: no cover - best effort cleanup
             pass
-        if self.kind != "png" and self._tmp is not None and self._tmp.exists():
-            self._tmp.unlink()
+        self._file = self._container = None
+        if self._tmp is not None:
+            if self._tmp.is_dir():
+                shutil.rmtree(self._tmp, ignore_errors=True)
+            elif self._tmp.exists():
+                self._tmp.unlink()
+            self._tmp = None
 
     def __enter__(self) -> VideoWriter:
         return self
