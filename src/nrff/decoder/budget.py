@@ -11,6 +11,9 @@ accepts to what nrff's own encoder produces, with room to spare:
   applied twice; deeper networks are an API-only research option);
 * at most 2^23 (8.4 M) multiply-accumulates per output pixel for one GOP's networks (the widest
   default network the encoder writes, split nrff at width 1024, needs 4.3 M);
+* at most 2 GiB to render one frame (NeRV renders whole frames and its activations grow with
+  the frame: 0.14 GiB at 1080p with 64 channels, 0.8 GiB with the maximum 512, 3.5 GiB at
+  8192x8192; coordinate fields render in row chunks and need little);
 * at most 10^15 multiply-accumulates for the whole decode (output frames x output pixels x
   MACs per pixel, plus the native-size reference chain of single-reference GOPs): about a day
   at 10 G MAC/s, a 2-core CPU's rate; a 1000-frame 1080p file of the default preset needs
@@ -41,11 +44,12 @@ class DecodeBudget:
     max_reuse: int | None = 4
     max_macs_per_pixel: float | None = float(1 << 23)
     max_work: float | None = 1e15  # multiply-accumulates for the whole decode
+    max_frame_bytes: float | None = float(2 * 1024**3)  # memory rendering one frame takes (NeRV)
 
     @classmethod
     def unlimited(cls) -> DecodeBudget:
         """No limits beyond the container's own (for research files one trusts)."""
-        return cls(None, None, None, None, None)
+        return cls(None, None, None, None, None, None)
 
 
 DEFAULT_BUDGET = DecodeBudget()
@@ -87,5 +91,11 @@ def check_budget(stream, out_width: int, out_height: int, fps_factor: int, budge
     peak, total = declared_work(stream, out_width, out_height, fps_factor)
     if b.max_macs_per_pixel is not None and peak > b.max_macs_per_pixel:
         _refuse(f"the file's networks need {peak:.3g} multiply-adds per pixel (at most {b.max_macs_per_pixel:.3g})")
+    if b.max_frame_bytes is not None:
+        need = max((stream.method.frame_render_bytes(stream.shape, g.units, out_width, out_height) for g in h.gops if g.units),
+                   default=0.0)
+        if need > b.max_frame_bytes:
+            _refuse(f"rendering one {out_width}x{out_height} frame of the file takes {need / 2**30:.1f} GiB "
+                    f"(at most {b.max_frame_bytes / 2**30:.1f} GiB)")
     if b.max_work is not None and total > b.max_work:
         _refuse(f"decoding the file takes {total:.3g} multiply-adds (at most {b.max_work:.3g}; --max-work sets the limit)")

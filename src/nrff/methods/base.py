@@ -141,6 +141,10 @@ class Method:
         decode budget, :mod:`nrff.decoder.budget`): by default every stored weight once."""
         return float(shape.param_count(units))
 
+    def frame_render_bytes(self, shape: FieldShape, units: int, out_width: int, out_height: int) -> float:
+        """Bytes rendering one output frame takes at least (0: rendered in bounded row chunks)."""
+        return 0.0
+
     def chain_frames(self, length: int) -> int:
         """Frames of a GOP of ``length`` rendered at the encode-time size before the output
         (single reference: its reference chain)."""

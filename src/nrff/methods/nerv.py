@@ -38,6 +38,14 @@ class NervMethod(Method):
         per_frame += h0 * w0 * 4**layout.blocks * 3 * ch[-1]
         return per_frame / (shape.frame_height * shape.frame_width)
 
+    def frame_render_bytes(self, shape, units, out_width, out_height):
+        """NeRV renders whole frames: the largest block output (before and after its pixel shuffle)."""
+        layout = NervLayout(shape.frame_height, shape.frame_width, units)
+        h0, w0 = layout.start
+        ch = layout.block_channels()
+        peak = max((2 * 4 * ch[i + 1] * h0 * w0 * 4**i * 4 for i in range(layout.blocks)), default=0)
+        return float(peak + 3 * 4 * (shape.frame_height * shape.frame_width + out_width * out_height))
+
     def schedule(self, preset):
         """The NRFF paper ran NeRV for 1,500 epochs."""
         return TrainConfig(epochs=1500 if preset in ("paper", "default") else 150, warmup=0.2, log_every=25)
