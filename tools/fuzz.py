@@ -705,7 +705,7 @@ def run_case(data: bytes, render_limit: int = RENDER_LIMIT) -> Outcome:
         try:
             video = decode(data, device="cpu")
         except BitstreamError as exc:
-            if info_error is None:
+            if info_error is None and "over the decode budget" not in str(exc):  # info reads, it does not render
                 raise AssertionError(f"info accepted the file but decode refused it: {exc}") from None
             raise
         if info_error is not None:

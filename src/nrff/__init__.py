@@ -16,7 +16,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+src"
 
-_API = ("encode", "decode", "info", "load", "EncodeConfig", "EncodeResult", "DecodedVideo", "FieldConfig",
+_API = ("encode", "decode", "info", "load", "EncodeConfig", "EncodeResult", "DecodedVideo", "DecodeBudget", "FieldConfig",
         "KeyframeConfig", "TrainConfig")
 
 

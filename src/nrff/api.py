@@ -14,6 +14,7 @@ The work is done by the pipeline modules: :mod:`nrff.encoder.pipeline`,
 from __future__ import annotations
 
 from nrff.config import EncodeConfig, FieldConfig, KeyframeConfig, TrainConfig
+from nrff.decoder.budget import DecodeBudget
 from nrff.decoder.describe import info
 from nrff.decoder.video import DecodedVideo, decode, load
 from nrff.encoder.pipeline import encode
@@ -21,6 +22,6 @@ from nrff.encoder.result import EncodeResult
 from nrff.errors import BitstreamError, InputError, NrffError
 
 __all__ = [
-    "BitstreamError", "DecodedVideo", "EncodeConfig", "EncodeResult", "FieldConfig", "InputError", "KeyframeConfig",
+    "BitstreamError", "DecodeBudget", "DecodedVideo", "EncodeConfig", "EncodeResult", "FieldConfig", "InputError", "KeyframeConfig",
     "NrffError", "TrainConfig", "decode", "encode", "info", "load",
 ]

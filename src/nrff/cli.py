@@ -124,6 +124,21 @@ def encode(
     out.print(table)
 
 
+def decode_budget(max_work: float | None, unlimited: bool):
+    """The decode budget of ``--max-work`` / ``--no-decode-budget``."""
+    import math
+    from dataclasses import replace
+
+    from nrff.decoder.budget import DEFAULT_BUDGET, DecodeBudget
+    from nrff.errors import InputError
+
+    if max_work is not None and not (math.isfinite(max_work) and max_work > 0):
+        raise InputError(f"--max-work must be a positive number (got {max_work:g})")
+    if unlimited:
+        return replace(DecodeBudget.unlimited(), max_work=max_work)
+    return DEFAULT_BUDGET if max_work is None else replace(DEFAULT_BUDGET, max_work=max_work)
+
+
 @command
 def decode(
     input: Annotated[Path, typer.Argument(readable=False, help="An .nrff file.")],
@@ -135,6 +150,8 @@ def decode(
     crf: Annotated[Optional[float], typer.Option(help="For .mp4/.mkv/.mov: the H.264 CRF (default 12, visually lossless yuv420p).")] = None,
     lossless: Annotated[bool, typer.Option("--lossless", help="For .mp4/.mkv/.mov: exact RGB (libx264rgb, QP 0) instead of yuv420p; many players cannot play it.")] = False,
     precision: Annotated[str, typer.Option(help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.")] = "auto",
+    max_work: Annotated[Optional[float], typer.Option("--max-work", help="Refuse a file whose decode takes more multiply-adds than this (default 1e15; docs/robustness.md).")] = None,
+    no_decode_budget: Annotated[bool, typer.Option("--no-decode-budget", help="Decode files over the decode budget (research files one trusts).")] = False,
     force: Force = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -156,7 +173,7 @@ def decode(
     if crf is not None and kind != "container":
         raise InputError(f"{output}: --crf applies to .mp4/.mkv/.mov outputs only")
     decoded = run_decode(input, size=parse_size(size), scale=scale, fps_factor=fps_factor, device=device,
-                         precision=precision)
+                         precision=precision, budget=decode_budget(max_work, no_decode_budget))
     with reporter(quiet, verbose) as progress, progress.task("decoding", decoded.count, unit="frames") as update:
         progress.detail(f"{decoded.header.frames} frames {decoded.header.width}x{decoded.header.height} -> "
                         f"{decoded.count} frames {decoded.width}x{decoded.height} on {decoded.device}")

@@ -209,6 +209,9 @@ class EncodeConfig:
             raise InputError("--random-access must be between 1 and 10000 GOPs")
         if self.field.quant_bits is not None and not 2 <= self.field.quant_bits <= 16:
             raise InputError(f"--quant-bits must be between 2 and 16 (got {self.field.quant_bits})")
+        if not 1 <= self.field.hidden_layers <= 4 or not 1 <= self.field.reuse <= 4:
+            # the decode budget's limits (nrff.decoder.budget): files beyond them need an override to decode
+            raise InputError(f"hidden_layers and reuse must be 1..4 (got {self.field.hidden_layers} and {self.field.reuse})")
         if self.field.size_bits is not None and not 0.5 <= self.field.size_bits <= 32:
             raise InputError(f"size bits must be between 0.5 and 32 (got {self.field.size_bits:g})")
         if not 0 <= self.train.qat_start <= 1:

@@ -14,7 +14,7 @@ is the raw stream, not an MP4 file. A new codec is one class registered in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import av
@@ -22,6 +22,7 @@ import numpy as np
 
 from nrff.codec import svtav1
 from nrff.codec.h26x import H26xSettings, decode_annexb, encode_frames
+from nrff.codec.paramsets import check_coded_size
 from nrff.errors import BitstreamError, InputError
 from nrff.video.colour import frame_to_rgb, needs_even_size
 
@@ -61,8 +62,13 @@ class KeyframeCodec:
         pictures): one packet per picture."""
         raise NotImplementedError
 
-    def decode(self, data: bytes, count: int, width: int, height: int, what: str = "key frame") -> list[np.ndarray]:  # pragma: no cover
+    def decode(self, data: bytes, count: int, width: int, height: int, what: str = "key frame") -> list[np.ndarray]:
         """Exactly ``count`` RGB pictures of ``width`` x ``height`` from untrusted bytes, or a BitstreamError."""
+        return list(self.iter_decode(data, count, width, height, what))
+
+    def iter_decode(self, data: bytes, count: int, width: int, height: int, what: str = "key frame") -> Iterator[np.ndarray]:  # pragma: no cover
+        """The pictures of :meth:`decode` one by one, decoded as they are asked for (a BitstreamError
+        when the stream turns out to hold another number of pictures or another size)."""
         raise NotImplementedError
 
 
@@ -95,26 +101,39 @@ class H26xKeyframes(KeyframeCodec):
             raise RuntimeError("unexpected packetisation of the key-frame stream")
         return packets
 
-    def decode(self, data: bytes, count: int, width: int, height: int, what: str = "key frame") -> list[np.ndarray]:
-        """FFmpeg refuses pictures much larger than the declared frame before allocating them
-        (coded sizes are padded to 16/64, strides to 64), and decoding stops past ``count`` pictures."""
+    def iter_decode(self, data: bytes, count: int, width: int, height: int, what: str = "key frame") -> Iterator[np.ndarray]:
+        """Every sequence parameter set is checked first: a coded picture size larger than the
+        declared frame (plus block padding) is refused before FFmpeg allocates it, since FFmpeg's
+        ``max_pixels`` applies to the cropped size only; that limit catches the rest. A single
+        picture is decoded to the end (a second one is refused); a stream yields its pictures as
+        FFmpeg outputs them and stops past ``count``."""
         if not data:
             raise BitstreamError(f"empty {what}")
+        check_coded_size(data, self.name, width, height, what)
         too_many = "key frame holds at least 2 pictures instead of 1" if count == 1 else f"{what} holds more than {count} pictures"
-        frames: list[av.VideoFrame] = []
-        try:
-            for frame in decode_annexb(data, self.name, max_pixels=(width + 128) * (height + 128)):
-                frames.append(frame)
-                if len(frames) > count:
-                    raise BitstreamError(too_many)
-        except (av.FFmpegError, ValueError) as exc:
-            raise BitstreamError(f"{what} does not decode as {self.name} at the declared {width}x{height}: {exc}") from None
-        if len(frames) != count:
-            raise BitstreamError(f"{what} holds {len(frames)} pictures instead of {count}")
-        for frame in frames:
+        frames = decode_annexb(data, self.name, max_pixels=(width + 128) * (height + 128))
+        held: list[av.VideoFrame] = []
+        seen = 0
+        while True:
+            try:
+                frame = next(frames, None)
+            except (av.FFmpegError, ValueError) as exc:
+                raise BitstreamError(f"{what} does not decode as {self.name} at the declared {width}x{height}: {exc}") from None
+            if frame is None:
+                break
+            seen += 1
+            if seen > count:
+                raise BitstreamError(too_many)
             if (frame.width, frame.height) != (width, height):
                 raise BitstreamError(f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}")
-        return [frame_to_rgb(f, trust_tags=False) for f in frames]
+            if count == 1:  # a lone key frame: the whole of its bytes decode first
+                held.append(frame)
+            else:
+                yield frame_to_rgb(frame, trust_tags=False)
+        if seen != count:
+            raise BitstreamError(f"{what} holds {seen} pictures instead of {count}")
+        for frame in held:
+            yield frame_to_rgb(frame, trust_tags=False)
 
 
 def _even(n: int) -> int:
@@ -158,24 +177,33 @@ class Av1Keyframes(KeyframeCodec):
             raise RuntimeError("unexpected packetisation of the AV1 key-frame stream")
         return packets
 
-    def decode(self, data: bytes, count: int, width: int, height: int, what: str = "key frame") -> list[np.ndarray]:
+    def iter_decode(self, data: bytes, count: int, width: int, height: int, what: str = "key frame") -> Iterator[np.ndarray]:
         if not data:
             raise BitstreamError(f"empty {what}")
-        frames: list[av.VideoFrame] = []
         coded_width, coded_height = _even(width), _even(height)
-        try:
-            for frame in svtav1.decode_frames(data, coded_width, coded_height):
-                frames.append(frame)
-                if len(frames) > count:
-                    raise BitstreamError(f"{what} holds more than {count} pictures")
-        except (av.FFmpegError, ValueError) as exc:
-            raise BitstreamError(f"{what} does not decode as AV1 at the declared {width}x{height}: {exc}") from None
-        if len(frames) != count:
-            raise BitstreamError(f"{what} holds {len(frames)} pictures instead of {count}")
-        for frame in frames:
+        frames = svtav1.decode_frames(data, coded_width, coded_height)
+        held: list[av.VideoFrame] = []
+        seen = 0
+        while True:
+            try:
+                frame = next(frames, None)
+            except (av.FFmpegError, ValueError) as exc:
+                raise BitstreamError(f"{what} does not decode as AV1 at the declared {width}x{height}: {exc}") from None
+            if frame is None:
+                break
+            seen += 1
+            if seen > count:
+                raise BitstreamError(f"{what} holds more than {count} pictures")
             if (frame.width, frame.height) != (coded_width, coded_height):
                 raise BitstreamError(f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}")
-        return [frame_to_rgb(f, trust_tags=False)[:height, :width] for f in frames]
+            if count == 1:
+                held.append(frame)
+            else:
+                yield frame_to_rgb(frame, trust_tags=False)[:height, :width]
+        if seen != count:
+            raise BitstreamError(f"{what} holds {seen} pictures instead of {count}")
+        for frame in held:
+            yield frame_to_rgb(frame, trust_tags=False)[:height, :width]
 
 
 KEYFRAME_CODECS: dict[str, KeyframeCodec] = {
@@ -197,3 +225,10 @@ def decode_keyframes(data: bytes, codec: str, count: int, width: int, height: in
     if codec not in KEYFRAME_CODECS:
         raise BitstreamError(f"unknown key-frame codec {codec!r}")
     return KEYFRAME_CODECS[codec].decode(data, count, width, height, what)
+
+
+def iter_keyframes(data: bytes, codec: str, count: int, width: int, height: int, what: str = "key frame") -> Iterator[np.ndarray]:
+    """:func:`decode_keyframes` picture by picture (a predicted stream is never held whole)."""
+    if codec not in KEYFRAME_CODECS:
+        raise BitstreamError(f"unknown key-frame codec {codec!r}")
+    return KEYFRAME_CODECS[codec].iter_decode(data, count, width, height, what)

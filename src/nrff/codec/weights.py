@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from nrff.errors import BitstreamError
+from nrff.quant import levels
 
 FP16 = 0
 QUANTIZED = 1
@@ -30,6 +31,15 @@ QUANTIZED = 1
 # the coded bytes could possibly hold, before decoding any (see SYMBOLS_PER_BYTE).
 MIN_SCALE = 0.5
 SYMBOLS_PER_BYTE = 32  # > 8 / 0.66 = 12.1, with margin
+# An ANS decoder that has used up its words does not fail: from its empty state (0) it yields
+# the lowest symbol, -L, for free, forever, and then reports itself empty, so "no data left
+# over" alone lets random bytes through. An encoder does start from that state, so the first
+# symbols it codes (the last ones decoded) cost nothing when they are -L: a real file can end
+# in a few such symbols, never in many (-L is the largest negative weight of its tensor). A
+# decoder that reaches its empty state with more than FREE_SYMBOLS symbols still to decode, or
+# ends in a longer run of -L, ran past the end of its data.
+FREE_SYMBOLS = 64
+DECODE_CHUNK = 1 << 16  # symbols per decoder call (the empty state is checked between calls)
 
 
 def pack_fp16(tensors: Sequence[torch.Tensor]) -> bytes:
@@ -68,8 +78,6 @@ def round_to_fp16(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 
 def _laplace(bits: int, scale: float):
     import constriction
-
-    from nrff.quant import levels
 
     L = levels(bits)
     return constriction.stream.model.QuantizedLaplace(-L, L, 0.0, scale)
@@ -123,6 +131,8 @@ def unpack_quantized(data: bytes, shapes: Sequence[tuple[int, ...]], bits: int) 
     except ValueError as exc:
         raise BitstreamError(f"corrupt entropy-coded weights ({exc})") from None
     out, pos = [], 0
+    remaining = symbols_declared
+    tail = _TrailingRun(-levels(bits))
     for shape in shapes:
         n = math.prod(shape)
         if n == 1:
@@ -138,15 +148,40 @@ def unpack_quantized(data: bytes, shapes: Sequence[tuple[int, ...]], bits: int) 
             raise BitstreamError(f"invalid quantisation parameters (step {step}, scale {scale})")
         if decoder is None:
             raise BitstreamError("entropy-coded weights are missing")
+        model = _laplace(bits, float(scale))
+        pieces = []
         try:
-            symbols = decoder.decode(_laplace(bits, float(scale)), n)
+            for start in range(0, n, DECODE_CHUNK):
+                if decoder.is_empty() and remaining > FREE_SYMBOLS:
+                    raise BitstreamError(_PAST_END)
+                k = min(DECODE_CHUNK, n - start)
+                pieces.append(decoder.decode(model, k))
+                remaining -= k
         except (ValueError, RuntimeError, AssertionError) as exc:
             raise BitstreamError(f"corrupt entropy-coded weights ({exc})") from None
+        symbols = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        tail.add(symbols)
         values = symbols.astype(np.float32) * np.float32(step)
         out.append(torch.from_numpy(values.reshape(shape)))
     if decoder is not None and not decoder.is_empty():
         raise BitstreamError("entropy-coded weights have data left over")
+    if tail.length > FREE_SYMBOLS:
+        raise BitstreamError(_PAST_END)
     return out
+
+
+_PAST_END = "entropy-coded weights end before the declared weights do (the coder ran past the end of its data)"
+
+
+class _TrailingRun:
+    """The length of the run of ``value`` at the end of everything added so far."""
+
+    def __init__(self, value: int):
+        self.value, self.length = value, 0
+
+    def add(self, symbols: np.ndarray) -> None:
+        other = np.flatnonzero(symbols != self.value)
+        self.length = self.length + symbols.size if other.size == 0 else symbols.size - 1 - int(other[-1])
 
 
 # ----------------------------------------------------------------------------- codecs

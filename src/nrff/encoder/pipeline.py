@@ -25,6 +25,7 @@ from nrff.codec.container import INTRA, PREDICTED, Bitstream, GopEntry, Header, 
 from nrff.codec.keyframes import keyframe_codec
 from nrff.codec.weights import weight_codec_for
 from nrff.config import EncodeConfig
+from nrff.decoder.budget import DecodeBudget
 from nrff.decoder.video import decode
 from nrff.devices import device_label, resolve_device
 from nrff.encoder.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
@@ -209,7 +210,7 @@ def _measure(data: bytes, video: VideoReader, config: EncodeConfig, verify: bool
     acc = QualityAccumulator()
     quality = {"psnr": None, "ssim": None, "ms_ssim": None}
     if verify:
-        decoded = decode(data, device=config.device)
+        decoded = decode(data, device=config.device, budget=DecodeBudget.unlimited())  # our own file
         with reporter.task("verifying", video.info.frames, unit="frames") as update:
             for i, (ref, dist) in enumerate(zip(video, decoded.frames(), strict=True)):
                 acc.add(ref, dist)

@@ -24,6 +24,8 @@ from nrff.gop import Gop
 from nrff.methods.base import FieldShape, Method
 from nrff.video.reader import VideoReader
 
+MAX_WIDTH = 1024  # the widest network the planner sizes (the decode budget's limit, nrff.decoder.budget)
+
 
 @dataclass
 class SizingInputs:
@@ -59,13 +61,13 @@ def container_overhead(config: EncodeConfig, method: Method, gops: int) -> int:
     return overhead_bytes(gops, keyframes, config.keyframes.random_access)
 
 
-def fill_units(size_of, shares: list[float], budget: float, minimum: int = 1) -> list[int]:
+def fill_units(size_of, shares: list[float], budget: float, minimum: int = 1, maximum: int = MAX_WIDTH) -> list[int]:
     """Largest widths within each share, then grow one unit at a time while the total
-    stays within ``budget``, so the file lands just under its target."""
+    stays within ``budget``, so the file lands just under its target (never wider than ``maximum``)."""
     units = []
     for share in shares:
         w = minimum
-        while size_of(w + 1) <= share:
+        while w < maximum and size_of(w + 1) <= share:
             w += 1
         units.append(w)
     total = sum(size_of(w) for w in units)
@@ -73,6 +75,8 @@ def fill_units(size_of, shares: list[float], budget: float, minimum: int = 1) ->
     while grew:
         grew = False
         for i in range(len(units)):
+            if units[i] >= maximum:
+                continue
             extra = size_of(units[i] + 1) - size_of(units[i])
             if total + extra <= budget:
                 units[i] += 1

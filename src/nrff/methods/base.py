@@ -136,6 +136,20 @@ class Method:
             if not self.needs_network(gop.length) and gop.units != 0:
                 raise BitstreamError(f"GOP {i} has nothing to reconstruct but declares a network")
 
+    def macs_per_pixel(self, shape: FieldShape, units: int) -> float:
+        """Multiply-accumulates one GOP's networks spend per output pixel at width ``units`` (the
+        decode budget, :mod:`nrff.decoder.budget`): by default every stored weight once."""
+        return float(shape.param_count(units))
+
+    def frame_render_bytes(self, shape: FieldShape, units: int, out_width: int, out_height: int) -> float:
+        """Bytes rendering one output frame takes at least (0: rendered in bounded row chunks)."""
+        return 0.0
+
+    def chain_frames(self, length: int) -> int:
+        """Frames of a GOP of ``length`` rendered at the encode-time size before the output
+        (single reference: its reference chain)."""
+        return 0
+
     def render(self, video: DecodedVideo) -> Iterator[np.ndarray]:  # pragma: no cover - abstract
         """Every output frame of a decoded stream, in order, as uint8 ``[H, W, 3]``."""
         raise NotImplementedError

@@ -36,6 +36,13 @@ class CoordinateMethod(Method):
             out += SwishField.stored_shapes(units, shape.encoding.size, outputs, shape.hidden_layers)
         return out
 
+    def macs_per_pixel(self, shape: FieldShape, units: int) -> float:
+        """Per network: the encoding into the first layer, the hidden layers ``reuse`` times each,
+        the output layer."""
+        E = shape.encoding.size
+        return float(sum((E + out) * units + shape.hidden_layers * shape.reuse * units * units
+                         for out in shape.network_outputs()))
+
     def build_networks(self, shape: FieldShape, units: Sequence[int], generators=None, zero_output: bool = False) -> list[BatchedField]:
         nets: list[BatchedField] = []
         for n, out in enumerate(shape.network_outputs()):

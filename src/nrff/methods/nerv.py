@@ -11,7 +11,7 @@ import torch
 
 from nrff.config import TrainConfig
 from nrff.errors import BitstreamError, InputError
-from nrff.fields.nerv import Nerv, NervLayout, channels_for_bytes, frame_time
+from nrff.fields.nerv import FREQUENCIES, Nerv, NervLayout, channels_for_bytes, frame_time
 from nrff.methods.base import Method
 
 MAX_FRAMES = 1000
@@ -26,6 +26,25 @@ class NervMethod(Method):
 
     def stored_shapes(self, shape, units):
         return NervLayout(shape.frame_height, shape.frame_width, units).shapes()
+
+    def macs_per_pixel(self, shape, units):
+        """The convolutions dominate: block i runs at 1/4^(blocks - i) of the output pixels."""
+        layout = NervLayout(shape.frame_height, shape.frame_width, units)
+        h0, w0 = layout.start
+        ch = layout.block_channels()
+        per_frame = layout.stem * 2 * FREQUENCIES + ch[0] * h0 * w0 * layout.stem
+        for i in range(layout.blocks):
+            per_frame += h0 * w0 * 4**i * 9 * ch[i] * 4 * ch[i + 1]
+        per_frame += h0 * w0 * 4**layout.blocks * 3 * ch[-1]
+        return per_frame / (shape.frame_height * shape.frame_width)
+
+    def frame_render_bytes(self, shape, units, out_width, out_height):
+        """NeRV renders whole frames: the largest block output (before and after its pixel shuffle)."""
+        layout = NervLayout(shape.frame_height, shape.frame_width, units)
+        h0, w0 = layout.start
+        ch = layout.block_channels()
+        peak = max((2 * 4 * ch[i + 1] * h0 * w0 * 4**i * 4 for i in range(layout.blocks)), default=0)
+        return float(peak + 3 * 4 * (shape.frame_height * shape.frame_width + out_width * out_height))
 
     def schedule(self, preset):
         """The NRFF paper ran NeRV for 1,500 epochs."""

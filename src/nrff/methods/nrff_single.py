@@ -15,6 +15,14 @@ from nrff.methods.coordinate import CoordinateMethod
 from nrff.warp import gather_sampler, slot_sampler
 
 
+class Fronts:
+    """The two fronts of a chain rendered frame by frame, ``images [G, 2, 3, H, W]``: the frame next to
+    the key side of the current step before the key, and the one after it (see decoder.video)."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+
 class NrffSingle(CoordinateMethod):
     name, id, lr = "nrff-single", 1, 1e-3
     outputs, split_outputs, default_split = (5,), (2, 3), False
@@ -38,6 +46,11 @@ class NrffSingle(CoordinateMethod):
     def render_sampler(self, renderer, local_times, keys_at, base_x, base_y, chain):
         # a time before the key warps the next frame towards the key (floor(t) + 1), after it the previous (ceil(t) - 1)
         G, B = local_times.shape
+        if isinstance(chain, Fronts):  # frame by frame: the caller holds exactly those two neighbours
+            before = local_times < keys_at[:, None]
+            g = torch.arange(G, device=local_times.device)[:, None]
+            index = (g * 2 + torch.where(before, 0, 1)).reshape(G, B)
+            return gather_sampler(chain.images.reshape(-1, *chain.images.shape[2:]), base_x, base_y, [index])
         lmax = chain.shape[1]
         before = local_times < keys_at[:, None]
         neighbour = torch.where(before, torch.floor(local_times) + 1, torch.ceil(local_times) - 1).clamp(0, lmax - 1)
@@ -53,6 +66,9 @@ class NrffSingle(CoordinateMethod):
         from nrff.decoder.render import render_chain
 
         return render_chain(renderer, own_keys)
+
+    def chain_frames(self, length):
+        return length
 
     def checkpoint_allowed(self, trainer):
         return trainer.step % trainer.cfg.refresh_every == 0

@@ -21,6 +21,9 @@ class Siren(CoordinateMethod):
             out += SirenField.stored_shapes(units, outputs, HIDDEN_LAYERS)
         return out
 
+    def macs_per_pixel(self, shape, units):
+        return float(sum((3 + out) * units + HIDDEN_LAYERS * units * units for out in shape.network_outputs()))
+
     def build_networks(self, shape, units, generators=None, zero_output=False):
         return [SirenField(units, out, hidden_layers=HIDDEN_LAYERS, generators=generators[n] if generators else None)
                 for n, out in enumerate(shape.network_outputs())]
