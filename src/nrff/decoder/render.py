@@ -137,8 +137,10 @@ def render_chain(renderer: FieldRenderer, key_images: torch.Tensor) -> torch.Ten
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """[0, 1] float ``[..., 3, H, W]`` -> uint8 ``[..., H, W, 3]`` (round half up)."""
-    return (frames.clamp(0, 1) * 255 + 0.5).floor().to(torch.uint8).movedim(-3, -1)
+    """[0, 1] float ``[..., 3, H, W]`` -> uint8 ``[..., H, W, 3]`` (round half up). One float
+    temporary, modified in place (the same values as out-of-place ops): large frames need
+    two float copies at most, not four."""
+    return frames.clamp(0, 1).mul_(255).add_(0.5).floor_().to(torch.uint8).movedim(-3, -1)
 
 
 def frame_times(frames: int, fps_factor: int) -> Iterator[float]:
