@@ -18,21 +18,11 @@ from av.video.frame import PictureType
 from nrff import InputError
 from nrff.eval.baselines import FrameList, crf_sweep, run_baseline
 from nrff.codec.h26x import H26xSettings, decode_annexb, encode_frames
+from nrff.codec.paramsets import nal_units
 from nrff.eval.metrics import bpp
 from nrff.video import open_video
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
-
-def nal_units(stream: bytes) -> list[bytes]:
-    """Split an Annex-B byte stream at its start codes (00 00 01, or 00 00 00 01)."""
-    starts = []
-    i = stream.find(b"\x00\x00\x01")
-    while i >= 0:
-        starts.append(i + 3)
-        i = stream.find(b"\x00\x00\x01", i + 3)
-    ends = [s - 3 for s in starts[1:]] + [len(stream)]
-    return [stream[s:e].rstrip(b"\x00") for s, e in zip(starts, ends)]
 
 
 def idr_pictures(stream: bytes, codec: str) -> int:

@@ -10,6 +10,7 @@ import pytest
 
 from nrff import BitstreamError
 from nrff.codec.keyframes import KeyframeSettings, decode_keyframes, keyframe_codec
+from nrff.codec.paramsets import nal_units
 from nrff.eval.metrics import psnr
 
 
@@ -28,18 +29,6 @@ class H26xIntra:
 
 def decode_intra(data: bytes, codec: str, width: int, height: int):
     return decode_keyframes(data, codec, 1, width, height)[0]
-
-
-def nal_units(stream: bytes) -> list[bytes]:
-    """Split an Annex-B byte stream at its start codes (00 00 01, or 00 00 00 01)."""
-    starts = []
-    i = stream.find(b"\x00\x00\x01")
-    while i >= 0:
-        starts.append(i + 3)
-        i = stream.find(b"\x00\x00\x01", i + 3)
-    ends = [s - 3 for s in starts[1:]] + [len(stream)]
-    # a zero byte before the next start code belongs to a 4-byte start code, not to the unit
-    return [stream[s:e].rstrip(b"\x00") for s, e in zip(starts, ends)]
 
 
 def h264_types(stream: bytes) -> list[int]:

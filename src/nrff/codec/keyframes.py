@@ -112,28 +112,36 @@ class H26xKeyframes(KeyframeCodec):
         check_coded_size(data, self.name, width, height, what)
         too_many = "key frame holds at least 2 pictures instead of 1" if count == 1 else f"{what} holds more than {count} pictures"
         frames = decode_annexb(data, self.name, max_pixels=(width + 128) * (height + 128))
-        held: list[av.VideoFrame] = []
-        seen = 0
-        while True:
-            try:
-                frame = next(frames, None)
-            except (av.FFmpegError, ValueError) as exc:
-                raise BitstreamError(f"{what} does not decode as {self.name} at the declared {width}x{height}: {exc}") from None
-            if frame is None:
-                break
-            seen += 1
-            if seen > count:
-                raise BitstreamError(too_many)
-            if (frame.width, frame.height) != (width, height):
-                raise BitstreamError(f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}")
-            if count == 1:  # a lone key frame: the whole of its bytes decode first
-                held.append(frame)
-            else:
-                yield frame_to_rgb(frame, trust_tags=False)
-        if seen != count:
-            raise BitstreamError(f"{what} holds {seen} pictures instead of {count}")
-        for frame in held:
+        for frame in _checked_pictures(frames, count, width, height, (width, height), self.name, what, too_many):
             yield frame_to_rgb(frame, trust_tags=False)
+
+
+def _checked_pictures(frames: Iterator[av.VideoFrame], count: int, width: int, height: int, coded: tuple[int, int],
+                      codec: str, what: str, too_many: str) -> Iterator[av.VideoFrame]:
+    """The decoded pictures of a key frame or stream, each checked against the declared (coded) size
+    and the declared count. A stream's pictures are given out as the decoder outputs them; a lone
+    key frame is decoded to the end of its bytes first, so a second picture is refused."""
+    held: list[av.VideoFrame] = []
+    seen = 0
+    while True:
+        try:
+            frame = next(frames, None)
+        except (av.FFmpegError, ValueError) as exc:
+            raise BitstreamError(f"{what} does not decode as {codec} at the declared {width}x{height}: {exc}") from None
+        if frame is None:
+            break
+        seen += 1
+        if seen > count:
+            raise BitstreamError(too_many)
+        if (frame.width, frame.height) != coded:
+            raise BitstreamError(f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}")
+        if count == 1:
+            held.append(frame)
+        else:
+            yield frame
+    if seen != count:
+        raise BitstreamError(f"{what} holds {seen} pictures instead of {count}")
+    yield from held
 
 
 def _even(n: int) -> int:
@@ -182,27 +190,8 @@ class Av1Keyframes(KeyframeCodec):
             raise BitstreamError(f"empty {what}")
         coded_width, coded_height = _even(width), _even(height)
         frames = svtav1.decode_frames(data, coded_width, coded_height)
-        held: list[av.VideoFrame] = []
-        seen = 0
-        while True:
-            try:
-                frame = next(frames, None)
-            except (av.FFmpegError, ValueError) as exc:
-                raise BitstreamError(f"{what} does not decode as AV1 at the declared {width}x{height}: {exc}") from None
-            if frame is None:
-                break
-            seen += 1
-            if seen > count:
-                raise BitstreamError(f"{what} holds more than {count} pictures")
-            if (frame.width, frame.height) != (coded_width, coded_height):
-                raise BitstreamError(f"key frame is {frame.width}x{frame.height} but the header declares {width}x{height}")
-            if count == 1:
-                held.append(frame)
-            else:
-                yield frame_to_rgb(frame, trust_tags=False)[:height, :width]
-        if seen != count:
-            raise BitstreamError(f"{what} holds {seen} pictures instead of {count}")
-        for frame in held:
+        too_many = f"{what} holds more than {count} pictures"
+        for frame in _checked_pictures(frames, count, width, height, (coded_width, coded_height), "AV1", what, too_many):
             yield frame_to_rgb(frame, trust_tags=False)[:height, :width]
 
 

@@ -53,9 +53,11 @@ def nal_units(data: bytes) -> Iterator[bytes]:
     while i >= 0:
         starts.append(i + 3)
         i = data.find(b"\x00\x00\x01", i + 3)
-    for k, start in enumerate(starts):
-        end = starts[k + 1] - 3 if k + 1 < len(starts) else len(data)
-        yield data[start:end].rstrip(b"\x00") if k + 1 < len(starts) else data[start:end]
+    ends = [s - 3 for s in starts[1:]]
+    for start, end in zip(starts, ends):
+        yield data[start:end].rstrip(b"\x00")  # a zero before the next start code belongs to a 4-byte start code
+    if starts:
+        yield data[starts[-1]:]
 
 
 def _rbsp(nal: bytes) -> bytes:
