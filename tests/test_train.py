@@ -7,7 +7,7 @@ import torch
 from helpers import write_clip
 from nrff.config import TrainConfig
 from nrff.fields.encoding import PositionalEncoding
-from nrff.encoder.fit.optim import BatchedAdam, clip_grad_norm_per_gop, lr_factor
+from nrff.encoder.fit.optim import BatchedAdam, lr_factor
 from nrff.encoder.fit.trainer import GopData, Trainer
 from nrff.fields.models import FieldModel
 from nrff.gop import split_gops
@@ -116,15 +116,21 @@ def test_schedule_and_optimizer():
     assert lr_factor(19, 100, 0.2, 0.0) == pytest.approx(1.0)
     assert lr_factor(99, 100, 0.2, 0.0) < 0.01
     assert lr_factor(60, 100, 0.2, 0.0) == pytest.approx(0.5, abs=0.05)
+    # the clip is per GOP over all tensors: GOP 0's norm is 5 (3, 4 in two tensors), GOP 1's 0.05
     p = torch.nn.Parameter(torch.ones(2, 3))
-    p.grad = torch.tensor([[3.0, 4.0, 0.0], [0.03, 0.04, 0.0]])
-    norms = clip_grad_norm_per_gop([p], 1.0)
+    q = torch.nn.Parameter(torch.ones(2, 1, 1))
+    opt = BatchedAdam([p, q])
+    assert p.data_ptr() == opt.flat.data_ptr()  # parameters are views of the flat buffer
+    p.grad = torch.tensor([[3.0, 0.0, 0.0], [0.03, 0.0, 0.0]])
+    q.grad = torch.tensor([[[4.0]], [[0.04]]])
+    norms = opt.step(0.0, torch.ones(2), max_norm=1.0, clip_in_place=True)
     assert norms.tolist() == pytest.approx([5.0, 0.05])
-    assert p.grad[0].norm().item() == pytest.approx(1.0, rel=1e-4)  # clipped
-    assert p.grad[1].tolist() == pytest.approx([0.03, 0.04, 0.0])  # untouched
-    opt = BatchedAdam([p])
-    opt.step(0.1, torch.tensor([1.0, 0.0]))
-    assert torch.all(p[1] == 1.0) and torch.all(p[0, :2] < 1.0)
+    assert (p.grad[0].norm() ** 2 + q.grad[0].norm() ** 2).sqrt().item() == pytest.approx(1.0, rel=1e-4)  # clipped
+    assert p.grad[1].tolist() == pytest.approx([0.03, 0.0, 0.0]) and q.grad[1].item() == pytest.approx(0.04)
+    opt.step(0.1, torch.tensor([1.0, 0.0]))  # GOP 1's learning rate scaled to zero
+    assert torch.all(p[1] == 1.0) and torch.all(q[1] == 1.0)
+    assert p[0, 0] < 1.0 and q[0, 0, 0] < 1.0 and p[0, 1] == 1.0  # no gradient, no step
+    assert torch.equal(opt.flat[0], torch.cat([p[0].reshape(-1), q[0].reshape(-1)]))
 
 
 def test_accumulating_gradients_like_the_published_code(clip):

@@ -32,7 +32,7 @@ import torch
 from nrff.config import TrainConfig
 from nrff.decoder.render import FieldRenderer, render_chain
 from nrff.encoder.fit.guard import DivergenceGuard
-from nrff.encoder.fit.optim import BatchedAdam, clip_grad_norm_per_gop, lr_factor
+from nrff.encoder.fit.optim import BatchedAdam, lr_factor
 from nrff.encoder.fit.qat import QatSchedule
 from nrff.encoder.fit.sampler import PixelSampler
 from nrff.encoder.fit.state import TrainerState
@@ -73,10 +73,11 @@ ProgressFn = Callable[[int, int, float], None]
 
 class Trainer:
     def __init__(self, model: FieldModel, method: CoordinateMethod, data: GopData, cfg: TrainConfig, lr: float,
-                 amp: bool, video_max_count: int | None = None, quant_bits: int | None = None):
+                 amp: bool, video_max_count: int | None = None, quant_bits: int | None = None,
+                 quant_grid: str = "tensor"):
         """``video_max_count``: trainable frames of the longest GOP of the whole video, which
         fixes the batch and epoch length for every chunk (default: this chunk's).
-        ``quant_bits``: fine-tune on the quantisation grid from ``cfg.qat_start`` on."""
+        ``quant_bits``: fine-tune on the quantisation grid (``quant_grid``) from ``cfg.qat_start`` on."""
         self.model, self.method, self.data, self.cfg, self.lr = model, method, data, cfg, lr
         device = self.device = data.frames.device
         gops = data.gops
@@ -100,7 +101,7 @@ class Trainer:
         self.params = list(model.parameters())
         self.optimizer = BatchedAdam(self.params)
         self.guard = DivergenceGuard(self.params + self.optimizer.state(), self.active, cfg.guard)
-        self.qat = QatSchedule(quant_bits, cfg.qat_start, self.total_steps)
+        self.qat = QatSchedule(quant_bits, cfg.qat_start, self.total_steps, quant_grid)
         self.step = 0
         self.report = TrainReport()
         self.chain: torch.Tensor | None = None  # single reference: the rendered reference frames
@@ -144,10 +145,9 @@ class Trainer:
             self._start_guard()
         loss = self._loss()
         (loss * self.active).sum().backward()
-        if self.cfg.grad_clip > 0:
-            clip_grad_norm_per_gop(self.params, self.cfg.grad_clip)
         factor = lr_factor(self.step, self.total_steps, self.cfg.warmup, self.cfg.final_lr)
-        self.optimizer.step(self.lr * factor, self.guard.lr_scale)
+        self.optimizer.step(self.lr * factor, self.guard.lr_scale, max_norm=self.cfg.grad_clip,
+                            clip_in_place=self.cfg.accumulate)
         if not self.cfg.accumulate or (self.step + 1) % self.steps_per_epoch == 0:
             self.optimizer.zero_grad()
         self.guard.add(loss)
