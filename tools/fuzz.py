@@ -552,6 +552,8 @@ CORPUS_SPECS = {
     # version-2 features: entropy-coded weights and predicted key-frame streams (KSEG), NeRV
     "nrff-qpred": (7, 32, 16, "nrff", 2, "x264", "yuv444p", {"quant_bits": 6, "keyframe_mode": "predicted", "random_access": 2}),
     "nerv-q": (4, 32, 16, "nerv", 4, "x264", "yuv444p", {"quant_bits": 8}),
+    # version 3: weights on column grids (weight format 2)
+    "nrff-qcol": (7, 32, 16, "nrff", 3, "x264", "yuv444p", {"quant_bits": 7, "quant_grid": "column"}),
 }
 
 
@@ -575,7 +577,7 @@ def build_corpus(folder: str | os.PathLike) -> dict[str, bytes]:
                 im.convert("RGB").resize((width, height), Image.Resampling.LANCZOS).save(clip / f"frame_{i + 1:04d}.png")
         config = EncodeConfig.from_preset(
             "paper", gop=gop, method=method, target_bpp={"siren": 2.0, "nerv": 40.0}.get(method),
-            quant_bits=extra.get("quant_bits"), epochs=2, pixel_stride=4, batch_frames=4 if method == "nrff-single" else 1,
+            quant_bits=extra.get("quant_bits"), quant_grid=extra.get("quant_grid", "tensor"), epochs=2, pixel_stride=4, batch_frames=4 if method == "nrff-single" else 1,
             log_every=4, zero_output=False, warmup=0.2, keyframe_codec=codec, crf=30, keyframe_pix_fmt=pix_fmt,
             keyframe_mode=extra.get("keyframe_mode", "intra"), random_access=extra.get("random_access", 8), device="cpu",
         )

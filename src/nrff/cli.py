@@ -75,6 +75,7 @@ def encode(
     keyframe_mode: Annotated[str, typer.Option("--keyframe-mode", help="intra (each key frame alone) or predicted (P-frames between key frames).")] = "intra",
     random_access: Annotated[int, typer.Option("--random-access", help="predicted key frames: an IDR every N GOPs.")] = 8,
     quant_bits: Annotated[Optional[int], typer.Option("--quant-bits", help="Quantise weights to K bits and entropy-code them; 0: fp16 weights (default: 8; fp16 with --preset paper).")] = None,
+    quant_grid: Annotated[Optional[str], typer.Option("--quant-grid", help="tensor (one quantisation grid per tensor) or column (output layers per column; bitstream v3).")] = None,
     zero_output: Annotated[Optional[bool], typer.Option("--zero-output/--paper-init", help="Start the output layers at zero (default for --preset fast) or with PyTorch's default init (the paper's).")] = None,
     ratio_mode: Annotated[str, typer.Option("--ratio-mode", help="fixed (ratio per GOP) or probe (more bytes to GOPs with more motion).")] = "fixed",
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the method's from the paper).")] = None,
@@ -94,7 +95,8 @@ def encode(
                             device=device, seed=seed, target_bpp=target_bpp, keyframe_codec=keyframe_codec,
                             keyframe_pix_fmt=keyframe_pix_fmt, keyframe_preset=keyframe_preset,
                             keyframe_tune=keyframe_tune, lr=lr, quant_bits=quant_bits, keyframe_mode=keyframe_mode,
-                            random_access=random_access, zero_output=zero_output, ratio_mode=ratio_mode)
+                            random_access=random_access, zero_output=zero_output, ratio_mode=ratio_mode,
+                            quant_grid=quant_grid)
     from nrff.encoder.checkpoint import checkpoint_path
 
     # before any work: outputs distinct from the input and from each other, writable, absent unless --force

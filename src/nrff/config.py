@@ -62,6 +62,7 @@ class FieldConfig:
     hidden_layers: int = 1
     reuse: int = 2  # the hidden layer is applied this many times (shared weights)
     quant_bits: int | None = None  # None: fp16 weights; k: k-bit grid + entropy coding (bitstream v2)
+    quant_grid: str = "tensor"  # "tensor": one grid per tensor (format 1); "column": output layers per column (format 2, v3)
     size_bits: float | None = None  # bits per parameter assumed when sizing networks (default: 16, or k - 1 with key frames, else k - 0.5)
 
     @property
@@ -209,6 +210,10 @@ class EncodeConfig:
             raise InputError("--random-access must be between 1 and 10000 GOPs")
         if self.field.quant_bits is not None and not 2 <= self.field.quant_bits <= 16:
             raise InputError(f"--quant-bits must be between 2 and 16 (got {self.field.quant_bits})")
+        if self.field.quant_grid not in ("tensor", "column"):
+            raise InputError(f"unknown quantisation grid {self.field.quant_grid!r}; use tensor or column")
+        if self.field.quant_grid == "column" and self.field.method == "nerv":
+            raise InputError("--quant-grid column is for coordinate fields (nrff, nrff-single, siren), not nerv")
         if not 1 <= self.field.hidden_layers <= 4 or not 1 <= self.field.reuse <= 4:
             # the decode budget's limits (nrff.decoder.budget): files beyond them need an override to decode
             raise InputError(f"hidden_layers and reuse must be 1..4 (got {self.field.hidden_layers} and {self.field.reuse})")

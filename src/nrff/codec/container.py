@@ -1,4 +1,4 @@
-"""The ``.nrff`` container: sections, CRCs, the header, limits (versions 1 and 2; docs/bitstream.md).
+"""The ``.nrff`` container: sections, CRCs, the header, limits (versions 1 to 3; docs/bitstream.md).
 
 A file is ``b"NRFF"``, a version byte, then sections. A section is a 4-byte
 ASCII tag, a little-endian u32 payload length, the payload, and a CRC-32 of
@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from nrff.codec.keyframes import KEYFRAME_CODEC_IDS, PIX_FMT_IDS
-from nrff.codec.weights import FP16, WEIGHT_CODECS
+from nrff.codec.weights import FP16, QUANTIZED_COLUMNS, WEIGHT_CODECS
 from nrff.errors import BitstreamError
 from nrff.quant import MAX_BITS, MIN_BITS
 
 MAGIC = b"NRFF"
-VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+VERSION = 3  # the newest; a file is written with the lowest version that holds it (see file_version)
+SUPPORTED_VERSIONS = (1, 2, 3)
 INTRA, PREDICTED = 0, 1  # key-frame modes
 KEYFRAME_MODES = {"intra": INTRA, "predicted": PREDICTED}
 
@@ -54,7 +54,7 @@ MAX_FPS = 1000
 
 _HEAD_V1 = struct.Struct("<5I BBHBB BBBB BBH I")
 _HEAD = struct.Struct("<5I BBHBB BBBB BBH BBH I")
-_HEADS = {1: _HEAD_V1, 2: _HEAD}
+_HEADS = {1: _HEAD_V1, 2: _HEAD, 3: _HEAD}  # v3: weight format 2 (column grids); same header layout
 _GOP = struct.Struct("<IHH")
 _SECTION = struct.Struct("<4sI")
 _CRC = struct.Struct("<I")
@@ -126,7 +126,7 @@ class Bitstream:
     segments: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # first GOP -> (GOPs, stream)
 
     def to_bytes(self) -> bytes:
-        parts = [MAGIC, bytes([VERSION]), section(b"HEAD", self.header.pack())]
+        parts = [MAGIC, bytes([file_version(self.header)]), section(b"HEAD", self.header.pack())]
         for g in range(len(self.header.gops)):
             if g in self.keyframes:
                 parts.append(section(b"KEYF", struct.pack("<I", g) + self.keyframes[g]))
@@ -137,6 +137,12 @@ class Bitstream:
                 parts.append(section(b"NETW", struct.pack("<I", g) + self.weights[g]))
         parts.append(section(b"END ", b""))
         return b"".join(parts)
+
+
+def file_version(header: Header) -> int:
+    """The lowest version that holds a file: 3 for weight format 2, else 2 (older readers then
+    still open every file that needs nothing new)."""
+    return 3 if header.weight_format == QUANTIZED_COLUMNS else 2
 
 
 @dataclass(frozen=True)
@@ -190,7 +196,8 @@ def _check_frame(frames: int, width: int, height: int, fps_num: int, fps_den: in
 
 
 def _check_coding(version, weight_format, quant_bits, kf_codec, kf_pix, kf_mode, random_access) -> None:
-    if weight_format not in WEIGHT_CODECS or (version == 1 and weight_format != FP16):
+    if (weight_format not in WEIGHT_CODECS or (version == 1 and weight_format != FP16)
+            or (version < 3 and weight_format == QUANTIZED_COLUMNS)):
         _fail(f"unknown weight format {weight_format}")
     if weight_format != FP16 and not MIN_BITS <= quant_bits <= MAX_BITS:
         _fail(f"quantisation to {quant_bits} bits is outside {MIN_BITS}..{MAX_BITS}")

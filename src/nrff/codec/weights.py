@@ -11,6 +11,11 @@ fitted to the symbols) by constriction's ANS coder; one code stream per GOP.
 Layout: for each quantised tensor ``f16 step, f16 laplace_scale``; for each
 scalar ``f16 value``; then the ANS words (u32). The side information is 4
 bytes per tensor.
+
+Format 2 (quantised on column grids, entropy-coded): as format 1, except that a matrix of
+more than one row and at most 8 columns (an output layer) has one grid and one Laplace scale
+per column (``f16 step, f16 scale`` for each column, its symbols coded column by column), and a
+tensor of at most 8 elements is stored as fp16 values (see :func:`nrff.quant.stored_grid`).
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import numpy as np
 import torch
 
 from nrff.errors import BitstreamError
-from nrff.quant import levels
+from nrff.quant import levels, quantize, quantize_columns, stored_grid
 
 FP16 = 0
 QUANTIZED = 1
+QUANTIZED_COLUMNS = 2
 # The Laplace scale is at least half a quantisation step: a symbol then costs at least
 # -log2(1 - e^-1) = 0.66 bits, so a decoder can refuse shapes that need more symbols than
 # the coded bytes could possibly hold, before decoding any (see SYMBOLS_PER_BYTE).
@@ -83,24 +89,39 @@ def _laplace(bits: int, scale: float):
     return constriction.stream.model.QuantizedLaplace(-L, L, 0.0, scale)
 
 
-def pack_quantized(tensors: Sequence[torch.Tensor], bits: int) -> bytes:
-    """Quantise and entropy-code one GOP's tensors (format 1)."""
-    import constriction
+def _fp16_values(t: torch.Tensor) -> bytes:
+    values = t.detach().reshape(-1).float().cpu().numpy().astype("<f2")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("network weights are not finite in fp16")
+    return values.tobytes()
 
-    from nrff.quant import quantize
+
+def _laplace_scale(symbols: np.ndarray) -> float:
+    return float(np.float16(max(float(np.mean(np.abs(symbols))), MIN_SCALE)))
+
+
+def pack_quantized(tensors: Sequence[torch.Tensor], bits: int, columns: bool = False) -> bytes:
+    """Quantise and entropy-code one GOP's tensors (format 1; format 2 with ``columns``)."""
+    import constriction
 
     side = []
     coded: list[tuple[np.ndarray, float]] = []
     for t in tensors:
-        if t.numel() == 1:
-            value = np.float16(float(t.reshape(())))
-            if not np.isfinite(value):
-                raise ValueError("network weights are not finite in fp16")
-            side.append(value.astype("<f2").tobytes())
+        grid = stored_grid(tuple(t.shape), columns)
+        if grid == "fp16":
+            side.append(_fp16_values(t))
+            continue
+        if grid == "column":
+            q, steps = quantize_columns(t, bits)
+            for c, step in enumerate(steps):
+                symbols = q[:, c].numpy().astype(np.int32)
+                scale = _laplace_scale(symbols)
+                side.append(np.array([step, scale], dtype="<f2").tobytes())
+                coded.append((symbols, scale))
             continue
         q, step = quantize(t, bits)
         symbols = q.reshape(-1).numpy().astype(np.int32)
-        scale = float(np.float16(max(float(np.mean(np.abs(symbols))), MIN_SCALE)))
+        scale = _laplace_scale(symbols)
         side.append(np.array([step, scale], dtype="<f2").tobytes())
         coded.append((symbols, scale))
     encoder = constriction.stream.stack.AnsCoder()
@@ -110,19 +131,27 @@ def pack_quantized(tensors: Sequence[torch.Tensor], bits: int) -> bytes:
     return b"".join(side) + words.tobytes()
 
 
-def quantized_side_bytes(shapes: Sequence[tuple[int, ...]]) -> int:
-    return sum(2 if math.prod(s) == 1 else 4 for s in shapes)
+def quantized_side_bytes(shapes: Sequence[tuple[int, ...]], columns: bool = False) -> int:
+    total = 0
+    for shape in shapes:
+        grid = stored_grid(tuple(shape), columns)
+        total += 2 * math.prod(shape) if grid == "fp16" else 4 * shape[1] if grid == "column" else 4
+    return total
 
 
-def unpack_quantized(data: bytes, shapes: Sequence[tuple[int, ...]], bits: int) -> list[torch.Tensor]:
-    """Decode format 1; any inconsistency raises BitstreamError."""
+def _coded_symbols(shapes: Sequence[tuple[int, ...]], columns: bool) -> int:
+    return sum(math.prod(s) for s in shapes if stored_grid(tuple(s), columns) != "fp16")
+
+
+def unpack_quantized(data: bytes, shapes: Sequence[tuple[int, ...]], bits: int, columns: bool = False) -> list[torch.Tensor]:
+    """Decode format 1 (format 2 with ``columns``); any inconsistency raises BitstreamError."""
     import constriction
 
-    side = quantized_side_bytes(shapes)
+    side = quantized_side_bytes(shapes, columns)
     if len(data) < side or (len(data) - side) % 4:
         raise BitstreamError(f"quantised weights hold {len(data)} bytes, which does not fit {len(shapes)} tensors")
     words = np.frombuffer(data, dtype="<u4", offset=side).astype(np.uint32)
-    symbols_declared = sum(math.prod(s) for s in shapes if math.prod(s) > 1)
+    symbols_declared = _coded_symbols(shapes, columns)
     if symbols_declared > SYMBOLS_PER_BYTE * 4 * words.size + 256:
         raise BitstreamError(f"the declared network shapes need {symbols_declared} weights, more than "
                              f"{4 * words.size} bytes of entropy-coded data can hold")
@@ -130,44 +159,64 @@ def unpack_quantized(data: bytes, shapes: Sequence[tuple[int, ...]], bits: int) 
         decoder = constriction.stream.stack.AnsCoder(words) if words.size else None
     except ValueError as exc:
         raise BitstreamError(f"corrupt entropy-coded weights ({exc})") from None
-    out, pos = [], 0
-    remaining = symbols_declared
-    tail = _TrailingRun(-levels(bits))
+    reader = _SymbolReader(data, decoder, bits, symbols_declared)
+    out = []
     for shape in shapes:
-        n = math.prod(shape)
-        if n == 1:
-            value = np.frombuffer(data, dtype="<f2", count=1, offset=pos).astype(np.float32)
-            pos += 2
-            if not np.isfinite(value).all():
-                raise BitstreamError("network weights contain non-finite values")
-            out.append(torch.from_numpy(value.reshape(shape).copy()))
-            continue
-        step, scale = np.frombuffer(data, dtype="<f2", count=2, offset=pos).astype(np.float64)
-        pos += 4
+        grid = stored_grid(tuple(shape), columns)
+        if grid == "fp16":
+            out.append(torch.from_numpy(reader.fp16(math.prod(shape)).reshape(shape)))
+        elif grid == "column":
+            cols = [reader.grid(shape[0]) for _ in range(shape[1])]
+            out.append(torch.from_numpy(np.stack(cols, axis=1).reshape(shape)))
+        else:
+            out.append(torch.from_numpy(reader.grid(math.prod(shape)).reshape(shape)))
+    reader.finish()
+    return out
+
+
+class _SymbolReader:
+    """Reads side information and entropy-coded symbols in bitstream order, checking each."""
+
+    def __init__(self, data: bytes, decoder, bits: int, remaining: int):
+        self.data, self.decoder, self.bits, self.remaining = data, decoder, bits, remaining
+        self.pos = 0
+        self.tail = _TrailingRun(-levels(bits))
+
+    def fp16(self, n: int) -> np.ndarray:
+        values = np.frombuffer(self.data, dtype="<f2", count=n, offset=self.pos).astype(np.float32)
+        self.pos += 2 * n
+        if not np.isfinite(values).all():
+            raise BitstreamError("network weights contain non-finite values")
+        return values.copy()
+
+    def grid(self, n: int) -> np.ndarray:
+        """``n`` values on one grid: its step and Laplace scale, then its symbols."""
+        step, scale = np.frombuffer(self.data, dtype="<f2", count=2, offset=self.pos).astype(np.float64)
+        self.pos += 4
         if not (np.isfinite(step) and np.isfinite(scale) and step > 0 and scale >= MIN_SCALE):
             raise BitstreamError(f"invalid quantisation parameters (step {step}, scale {scale})")
-        if decoder is None:
+        if self.decoder is None:
             raise BitstreamError("entropy-coded weights are missing")
-        model = _laplace(bits, float(scale))
+        model = _laplace(self.bits, float(scale))
         pieces = []
         try:
             for start in range(0, n, DECODE_CHUNK):
-                if decoder.is_empty() and remaining > FREE_SYMBOLS:
+                if self.decoder.is_empty() and self.remaining > FREE_SYMBOLS:
                     raise BitstreamError(_PAST_END)
                 k = min(DECODE_CHUNK, n - start)
-                pieces.append(decoder.decode(model, k))
-                remaining -= k
+                pieces.append(self.decoder.decode(model, k))
+                self.remaining -= k
         except (ValueError, RuntimeError, AssertionError) as exc:
             raise BitstreamError(f"corrupt entropy-coded weights ({exc})") from None
         symbols = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-        tail.add(symbols)
-        values = symbols.astype(np.float32) * np.float32(step)
-        out.append(torch.from_numpy(values.reshape(shape)))
-    if decoder is not None and not decoder.is_empty():
-        raise BitstreamError("entropy-coded weights have data left over")
-    if tail.length > FREE_SYMBOLS:
-        raise BitstreamError(_PAST_END)
-    return out
+        self.tail.add(symbols)
+        return symbols.astype(np.float32) * np.float32(step)
+
+    def finish(self) -> None:
+        if self.decoder is not None and not self.decoder.is_empty():
+            raise BitstreamError("entropy-coded weights have data left over")
+        if self.tail.length > FREE_SYMBOLS:
+            raise BitstreamError(_PAST_END)
 
 
 _PAST_END = "entropy-coded weights end before the declared weights do (the coder ran past the end of its data)"
@@ -233,29 +282,39 @@ class QuantizedWeights(WeightCodec):
     """Per-tensor uniform grids of ``bits`` bits, Laplace models, one ANS stream per GOP."""
 
     format_id, name = QUANTIZED, "quantised + entropy-coded"
+    columns = False
 
     def __init__(self, bits: int):
         self.bits = bits
 
     def pack(self, tensors):
-        return pack_quantized(tensors, self.bits)
+        return pack_quantized(tensors, self.bits, self.columns)
 
     def unpack(self, data, shapes):
-        return unpack_quantized(data, shapes, self.bits)
+        return unpack_quantized(data, shapes, self.bits, self.columns)
 
     def check(self, data, shapes, what, units):
-        side = quantized_side_bytes(shapes)
+        side = quantized_side_bytes(shapes, self.columns)
         if len(data) < side or (len(data) - side) % 4:
             raise BitstreamError(f"{what} holds {len(data)} bytes, which does not fit width {units}")
 
     def estimate(self, shapes, bytes_per_param):
         if not shapes:
             return 0
-        return quantized_side_bytes(shapes) + sum(math.prod(s) for s in shapes) * bytes_per_param
+        coded = _coded_symbols(shapes, self.columns)
+        return quantized_side_bytes(shapes, self.columns) + coded * bytes_per_param
+
+
+class ColumnQuantizedWeights(QuantizedWeights):
+    """Format 1 with a grid per column for output layers and fp16 for tensors of at most 8 elements."""
+
+    format_id, name = QUANTIZED_COLUMNS, "quantised on column grids + entropy-coded"
+    columns = True
 
 
 # format id -> factory taking the header's quant_bits; never renumber: files depend on them
-WEIGHT_CODECS = {FP16: lambda bits: Fp16Weights(), QUANTIZED: QuantizedWeights}
+WEIGHT_CODECS = {FP16: lambda bits: Fp16Weights(), QUANTIZED: QuantizedWeights, QUANTIZED_COLUMNS: ColumnQuantizedWeights}
+GRIDS = {"tensor": QuantizedWeights, "column": ColumnQuantizedWeights}
 
 
 def weight_codec(format_id: int, bits: int = 0) -> WeightCodec:
@@ -265,6 +324,7 @@ def weight_codec(format_id: int, bits: int = 0) -> WeightCodec:
     return WEIGHT_CODECS[format_id](bits)
 
 
-def weight_codec_for(quant_bits: int | None) -> WeightCodec:
-    """The codec an encode uses: fp16 without ``quant_bits``, else quantised + entropy-coded."""
-    return Fp16Weights() if quant_bits is None else QuantizedWeights(quant_bits)
+def weight_codec_for(quant_bits: int | None, grid: str = "tensor") -> WeightCodec:
+    """The codec an encode uses: fp16 without ``quant_bits``, else quantised on ``grid``
+    (``"tensor"``: format 1, ``"column"``: format 2) + entropy-coded."""
+    return Fp16Weights() if quant_bits is None else GRIDS[grid](quant_bits)

@@ -113,7 +113,7 @@ def _encode(source, output, config: EncodeConfig, *, frames, size, fps, force: b
     shape = FieldShape(method, config.split, PositionalEncoding.for_sizes(gop_length, info.height, info.width),
                        config.field.hidden_layers, config.field.reuse, info.height, info.width)
     config, keys = _code_keyframes(config, method, video, gops, reporter)
-    codec = weight_codec_for(config.field.quant_bits)
+    codec = weight_codec_for(config.field.quant_bits, config.field.quant_grid)
     difficulty = probe_difficulty(video, gops) if method.uses_keyframes and config.field.ratio_mode == "probe" else None
     units = method.plan_units(SizingInputs(config, shape, gops, keys.sizes, info.pixels, info.frames, codec, difficulty))
     header = _header(config, method, shape, info, gop_length, gops, units)
@@ -192,7 +192,7 @@ def _header(config: EncodeConfig, method: Method, shape: FieldShape, info: Video
             units: list[int]) -> Header:
     k = config.keyframes
     uses = method.uses_keyframes
-    codec = weight_codec_for(config.field.quant_bits)
+    codec = weight_codec_for(config.field.quant_bits, config.field.quant_grid)
     return Header(
         frames=info.frames, width=info.width, height=info.height, fps=Fraction(info.fps), method_id=method.id,
         split=config.split, gop_length=gop_length, hidden_layers=config.field.hidden_layers,

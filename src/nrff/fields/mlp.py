@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from nrff.fields.encoding import PositionalEncoding
-from nrff.quant import fake_quantize
+from nrff.quant import fake_quantize, fake_quantize_columns, stored_grid
 
 
 def _uniform(shape: Sequence[int], bound: float, generator: torch.Generator) -> torch.Tensor:
@@ -48,9 +48,33 @@ class BatchedField(nn.Module):
 
     units: list[int]
     quant_bits: int | None = None
+    quant_grid: str = "tensor"  # "column": the grids of weight format 2 (nrff.quant.stored_grid)
 
     def _w(self, param: torch.Tensor) -> torch.Tensor:
-        return param if self.quant_bits is None else fake_quantize(param, self.quant_bits)
+        if self.quant_bits is None:
+            return param
+        if self.quant_grid == "tensor":
+            return fake_quantize(param, self.quant_bits)
+        grids = self._grids().get(id(param), ["tensor"])
+        if len(set(grids)) == 1:
+            return self._fake_quantize(param, grids[0])
+        return torch.stack([self._fake_quantize(param[g : g + 1], grid)[0] for g, grid in enumerate(grids)])
+
+    def _fake_quantize(self, param: torch.Tensor, grid: str) -> torch.Tensor:
+        if grid == "fp16":  # stored as fp16, like the Swish scalars: trained unquantised
+            return param
+        return fake_quantize_columns(param, self.quant_bits) if grid == "column" else fake_quantize(param, self.quant_bits)
+
+    def _grids(self) -> dict[int, list[str]]:
+        """Per parameter, the grid each GOP's stored tensor is coded on (format 2)."""
+        if getattr(self, "_grid_cache", None) is None:
+            grids: dict[int, list[str]] = {}
+            for g, w in enumerate(self.units):
+                for name, index in self.layout(max(w, 1)):
+                    param = self.get_parameter(name)
+                    grids.setdefault(id(param), []).append(stored_grid(tuple(param[g][index].shape), True))
+            self._grid_cache = grids
+        return self._grid_cache
 
     def _set_units(self, units: Sequence[int]) -> int:
         self.units = [int(w) for w in units]

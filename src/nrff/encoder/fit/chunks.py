@@ -98,7 +98,8 @@ def _chunk_trainer(job: FitJob, method: CoordinateMethod, chunk: Sequence[Gop], 
     model = FieldModel(job.shape, [job.units[g.index] for g in chunk], [g.index for g in chunk], seed=config.train.seed,
                        zero_output=config.train.zero_output).to(job.device)
     return Trainer(model, method, data, config.train, config.lr, amp=config.train.amp,
-                   video_max_count=trainable_frames(method, gops), quant_bits=config.field.quant_bits)
+                   video_max_count=trainable_frames(method, gops), quant_bits=config.field.quant_bits,
+                   quant_grid=config.field.quant_grid)
 
 
 def _train_chunk(job: FitJob, method: CoordinateMethod, trainer: Trainer, chunk_index: int, chunks: int,

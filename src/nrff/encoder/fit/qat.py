@@ -10,9 +10,11 @@ from torch import nn
 
 
 class QatSchedule:
-    def __init__(self, bits: int | None, start: float, total_steps: int):
-        """``bits`` None: never (fp16 weights); else fake-quantise from ``start * total_steps`` on."""
+    def __init__(self, bits: int | None, start: float, total_steps: int, grid: str = "tensor"):
+        """``bits`` None: never (fp16 weights); else fake-quantise from ``start * total_steps`` on, on
+        ``grid`` (``"tensor"`` or ``"column"``: the grids of weight formats 1 and 2)."""
         self.bits = bits
+        self.grid = grid
         self.first_step = int(start * total_steps) if bits else None
 
     def active(self, step: int) -> bool:
@@ -23,4 +25,5 @@ class QatSchedule:
         active = self.active(step)
         for net in nets:
             net.quant_bits = self.bits if active else None
+            net.quant_grid = self.grid
         return active and step == self.first_step
