@@ -58,7 +58,8 @@ def encode(
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "nrff",
     gop: Annotated[int, typer.Option(help=GOP_HELP)] = 5,
     crf: Annotated[Optional[float], typer.Option(help="Key-frame CRF (default: 20 for x264/x265, 32 for av1; with --target-bpp, where the search starts).")] = None,
-    ratio: Annotated[Optional[float], typer.Option(help="Network bytes / key-frame bytes per GOP (default: the preset's, 0.25).")] = None,
+    ratio: Annotated[Optional[float], typer.Option(help="Network bytes / key-frame bytes per GOP (default: 0.25, raised to 0.5 on fast-moving clips by --share-rule motion, the default and fast presets' rule; a ratio given is used as given).")] = None,
+    share_rule: Annotated[Optional[str], typer.Option("--share-rule", help="motion (0.5 instead of 0.25 when frames differ much from their key frames) or fixed (--ratio as given).")] = None,
     split: Annotated[Optional[bool], typer.Option("--split/--no-split", help="Separate flow and residual networks (default: on for nrff).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the preset's).")] = None,
     preset: Annotated[str, typer.Option(help="default (AV1 key frames, 8-bit weights, 800 quick epochs), fast (the same, 300 epochs, for small clips) or paper (x264 yuv444p key frames, fp16 weights, 5,000 epochs, as published).")] = "default",
@@ -96,7 +97,7 @@ def encode(
                             keyframe_pix_fmt=keyframe_pix_fmt, keyframe_preset=keyframe_preset,
                             keyframe_tune=keyframe_tune, lr=lr, quant_bits=quant_bits, keyframe_mode=keyframe_mode,
                             random_access=random_access, zero_output=zero_output, ratio_mode=ratio_mode,
-                            quant_grid=quant_grid)
+                            quant_grid=quant_grid, share_rule=share_rule)
     from nrff.encoder.checkpoint import checkpoint_path
 
     # before any work: outputs distinct from the input and from each other, writable, absent unless --force

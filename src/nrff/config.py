@@ -58,6 +58,9 @@ class FieldConfig:
     split: bool | None = None  # None: the method's default (on for nrff)
     ratio: float = 0.25  # fp16 network bytes / key-frame bytes, per GOP
     ratio_mode: str = "fixed"  # "probe": shift bytes between GOPs by how much each must explain
+    # "motion": the share is raised from ``ratio`` to 0.5 on clips whose frames differ much from their
+    # key frames (nrff.encoder.plan.measured_share); "fixed": ``ratio`` as given
+    share_rule: str = "fixed"
     target_bpp: float | None = None  # siren: size the networks for this bpp
     hidden_layers: int = 1
     reuse: int = 2  # the hidden layer is applied this many times (shared weights)
@@ -110,8 +113,8 @@ class TrainConfig:
 # other than the codec apply only while the key frames use the preset's codec.
 PRESET_OPTIONS: dict[str, dict[str, object]] = {
     "paper": {},
-    "default": {"keyframe_codec": "av1", "keyframe_preset": "2", "quant_bits": 8, "ratio": 0.25},
-    "fast": {"keyframe_codec": "av1", "quant_bits": 8, "ratio": 0.25},
+    "default": {"keyframe_codec": "av1", "keyframe_preset": "2", "quant_bits": 8, "ratio": 0.25, "share_rule": "motion"},
+    "fast": {"keyframe_codec": "av1", "quant_bits": 8, "ratio": 0.25, "share_rule": "motion"},
 }
 PRESETS = tuple(PRESET_OPTIONS)
 KEYFRAME_DETAILS = ("keyframe_pix_fmt", "keyframe_preset", "keyframe_tune")
@@ -130,6 +133,8 @@ def preset_options(preset: str, given: dict[str, object]) -> dict[str, object]:
     if given.get("keyframe_codec", merged.get("keyframe_codec")) != merged.get("keyframe_codec"):
         merged = {k: v for k, v in merged.items() if k not in KEYFRAME_DETAILS}
     merged.update(given)
+    if "ratio" in given and "share_rule" not in given:  # a share asked for is the share used
+        merged["share_rule"] = "fixed"
     if merged.get("quant_bits") == 0:
         merged["quant_bits"] = None
     return merged
@@ -202,6 +207,8 @@ class EncodeConfig:
             raise InputError("pixel stride and batch size must be at least 1")
         if not 0 <= self.train.fine_from <= 1:
             raise InputError("fine_from must be in [0, 1]")
+        if self.field.share_rule not in ("fixed", "motion"):
+            raise InputError(f"unknown share rule {self.field.share_rule!r}; use fixed or motion")
         if self.field.ratio_mode not in ("fixed", "probe"):
             raise InputError(f"unknown ratio mode {self.field.ratio_mode!r}; use fixed or probe")
         if self.keyframes.mode not in ("intra", "predicted"):

@@ -32,7 +32,7 @@ from nrff.encoder.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 from nrff.encoder.distributed import Distributed
 from nrff.encoder.fit.job import FitJob, FitOutcome
 from nrff.encoder.keyframes import CodedKeyframes, code_keyframes, settings_of
-from nrff.encoder.plan import SizingInputs, probe_difficulty, read_keyframes
+from nrff.encoder.plan import SizingInputs, measured_share, read_keyframes
 from nrff.encoder.ratecontrol import rate_control
 from nrff.encoder.result import EncodeResult
 from nrff.errors import InputError, NrffWarning
@@ -112,9 +112,9 @@ def _encode(source, output, config: EncodeConfig, *, frames, size, fps, force: b
     gops = split_gops(info.frames, gop_length)
     shape = FieldShape(method, config.split, PositionalEncoding.for_sizes(gop_length, info.height, info.width),
                        config.field.hidden_layers, config.field.reuse, info.height, info.width)
+    config, difficulty = measured_share(config, method, video, gops)
     config, keys = _code_keyframes(config, method, video, gops, reporter)
     codec = weight_codec_for(config.field.quant_bits, config.field.quant_grid)
-    difficulty = probe_difficulty(video, gops) if method.uses_keyframes and config.field.ratio_mode == "probe" else None
     units = method.plan_units(SizingInputs(config, shape, gops, keys.sizes, info.pixels, info.frames, codec, difficulty))
     header = _header(config, method, shape, info, gop_length, gops, units)
 

@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,6 +24,14 @@ from nrff.errors import InputError
 from nrff.gop import Gop
 from nrff.methods.base import FieldShape, Method
 from nrff.video.reader import VideoReader
+
+# The share rule of the default and fast presets (docs/results.md, sections 2 and 3): on clips
+# whose non-key frames differ from their nearest key frame by more than this (mean squared error
+# as PSNR, uncoded frames), the networks get 0.5x the key-frame bytes instead of 0.25x. Measured:
+# the two clips at 22.0 and 23.9 dB lose 0.05-0.3 dB with 0.5; the two at 14.3 and 19.5 dB gain
+# 0.26-0.44 dB with it (and no more with 1.0).
+HARD_MOTION_DB = 21.0
+HARD_MOTION_SHARE = 0.5
 
 MAX_WIDTH = 1024  # the widest network the planner sizes (the decode budget's limit, nrff.decoder.budget)
 
@@ -127,6 +136,22 @@ def read_keyframes(video: VideoReader, gops: Sequence[Gop]) -> dict[int, np.ndar
         if i in wanted:
             found[wanted[i]] = frame
     return found
+
+
+def measured_share(config: EncodeConfig, method: Method, video: VideoReader,
+                   gops: Sequence[Gop]) -> tuple[EncodeConfig, dict[int, float] | None]:
+    """The configuration with the share its rule gives for this clip, and the per-GOP
+    difficulty for ``ratio_mode = "probe"`` (None otherwise). One pass over the video, only
+    when a rule or the probe needs it."""
+    rule = config.field.share_rule == "motion" and config.field.ratio < HARD_MOTION_SHARE
+    probe = config.field.ratio_mode == "probe"
+    if not method.uses_keyframes or not (rule or probe):
+        return config, None
+    difficulty = probe_difficulty(video, gops)
+    mse = [d for d in difficulty.values() if d > 0]
+    if rule and mse and 10 * math.log10(255**2 / (sum(mse) / len(mse))) < HARD_MOTION_DB:
+        config = replace(config, field=replace(config.field, ratio=HARD_MOTION_SHARE))
+    return config, difficulty if probe else None
 
 
 def probe_difficulty(video: VideoReader, gops: Sequence[Gop]) -> dict[int, float]:
