@@ -62,8 +62,15 @@ WIDTHS = (0, 1, 2, 511, 512, 1023, 1024, 1025, 2048, 4096, 4097)
 DEPTHS = (0, 1, 4, 5, 8, 9, 255)
 
 
+class _Sections(list):
+    """A file's sections, remembering its preamble (magic and version byte)."""
+
+    preamble: bytes
+
+
 def _sections(data: bytes):
-    sections = fuzz.split_sections(data)
+    sections = _Sections(fuzz.split_sections(data))
+    sections.preamble = data[:5]
     values, gops = fuzz.unpack_head(sections[0][1])
     return sections, values, gops
 
@@ -72,7 +79,7 @@ def _with(sections, values, gops, payloads: dict[int, bytes] | None = None) -> b
     out = [(b"HEAD", fuzz.pack_head(values, gops))] + list(sections[1:])
     for i, p in (payloads or {}).items():
         out[i] = (out[i][0], p)
-    return fuzz.assemble(out)
+    return fuzz.assemble(out, sections.preamble)
 
 
 def head_field(data, rng):

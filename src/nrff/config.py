@@ -219,8 +219,8 @@ class EncodeConfig:
             raise InputError(f"--quant-bits must be between 2 and 16 (got {self.field.quant_bits})")
         if self.field.quant_grid not in ("tensor", "column"):
             raise InputError(f"unknown quantisation grid {self.field.quant_grid!r}; use tensor or column")
-        if self.field.quant_grid == "column" and self.field.method == "nerv":
-            raise InputError("--quant-grid column is for coordinate fields (nrff, nrff-single, siren), not nerv")
+        if self.field.quant_grid == "column" and not spec.column_grids:
+            raise InputError(f"--quant-grid column is for coordinate fields (nrff, nrff-single, siren), not {spec.name}")
         if not 1 <= self.field.hidden_layers <= 4 or not 1 <= self.field.reuse <= 4:
             # the decode budget's limits (nrff.decoder.budget): files beyond them need an override to decode
             raise InputError(f"hidden_layers and reuse must be 1..4 (got {self.field.hidden_layers} and {self.field.reuse})")

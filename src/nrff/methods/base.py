@@ -75,6 +75,7 @@ class Method:
     split_outputs: tuple[int, ...] | None = None  # per network with split
     default_split: bool = False
     max_units: int = MAX_UNITS
+    column_grids: bool = False  # trains on the column grids of weight format 2 (--quant-grid column)
 
     def __repr__(self) -> str:
         return f"<method {self.name}>"

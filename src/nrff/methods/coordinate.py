@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class CoordinateMethod(Method):
     mixed_precision = True  # bf16 autocast of the hidden layers on CUDA while training
+    column_grids = True  # the fields apply format 2's grids in fake quantisation (nrff.fields.mlp)
     reference_names: dict[str, str] = {}  # part name of a flow -> what it points to (for figures)
 
     # ------------------------------------------------------------- networks
