@@ -1,6 +1,7 @@
 """Where a training step spends its time: torch.profiler over a few steps of one clip.
 
     python benchmarks/profile_step.py ../shared/data/sintel_alley_2 --frames 0:20 --crf 22
+    python benchmarks/profile_step.py ../shared/data/sintel_alley_2 --frames 0:20 --crf 22 --stride 16 --compile on
 
 Runs the real encoder (key frames, sizing, the first chunk's trainer) and, at the
 first logging window, times ``--steps`` further steps and profiles ten more, then
@@ -36,9 +37,10 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--rows", type=int, default=20, help="operators to list")
+    ap.add_argument("--compile", default="off", help="off, on or graphs (timed after the first window compiled it)")
     args = ap.parse_args()
     config = EncodeConfig.from_preset(args.preset, method=args.method, crf=args.crf, pixel_stride=args.stride,
-                                      device=args.device, log_every=5)
+                                      device=args.device, log_every=5, compile=args.compile)
 
     def measure(trainer) -> None:
         device = trainer.device
@@ -57,7 +59,8 @@ def main() -> None:
         points = trainer.G * s.batch * s.rows * s.cols
         print(f"{trainer.G} GOPs of {trainer.data.height}x{trainer.data.width}, widths {sorted(set(trainer.model.units))}, "
               f"{points} points per step, {torch.get_num_threads()} threads on {device}: "
-              f"{1000 * per_step:.2f} ms/step, {points / per_step / 1e6:.2f} Mpoint/s")
+              f"{1000 * per_step:.2f} ms/step, {points / per_step / 1e6:.2f} Mpoint/s, compile {trainer.compiled.mode}"
+              + (f" (fell back: {trainer.compiled.fallback_reason})" if trainer.compiled.fallback_reason else ""))
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         with profile(activities=activities) as prof:
             for _ in range(10):

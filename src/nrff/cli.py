@@ -80,6 +80,7 @@ def encode(
     zero_output: Annotated[Optional[bool], typer.Option("--zero-output/--paper-init", help="Start the output layers at zero (default for --preset fast) or with PyTorch's default init (the paper's).")] = None,
     ratio_mode: Annotated[str, typer.Option("--ratio-mode", help="fixed (ratio per GOP) or probe (more bytes to GOPs with more motion).")] = "fixed",
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the method's from the paper).")] = None,
+    compile: Annotated[Optional[str], typer.Option("--compile", help="off, on (torch.compile fuses the training step) or graphs (also CUDA graphs on CUDA); other bytes than eager.")] = None,
     report: Annotated[Optional[Path], typer.Option(readable=False, help="Write a JSON report here.")] = None,
     force: Annotated[bool, typer.Option("--force", "-y", help="Replace existing outputs (and any stale checkpoint).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted encode from OUT.ckpt.")] = False,
@@ -97,7 +98,7 @@ def encode(
                             keyframe_pix_fmt=keyframe_pix_fmt, keyframe_preset=keyframe_preset,
                             keyframe_tune=keyframe_tune, lr=lr, quant_bits=quant_bits, keyframe_mode=keyframe_mode,
                             random_access=random_access, zero_output=zero_output, ratio_mode=ratio_mode,
-                            quant_grid=quant_grid, share_rule=share_rule)
+                            quant_grid=quant_grid, share_rule=share_rule, compile=compile)
     from nrff.encoder.checkpoint import checkpoint_path
 
     # before any work: outputs distinct from the input and from each other, writable, absent unless --force

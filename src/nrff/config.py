@@ -106,6 +106,9 @@ class TrainConfig:
     # in place) over the epoch's steps. Off by default (each step its own gradient); on, it
     # reproduces that code (a resumed run then restarts the epoch's accumulation).
     accumulate: bool = False
+    # off (eager), on (torch.compile fuses the step's element-wise chain) or graphs (also CUDA
+    # graphs on CUDA); compiled steps give other bytes than eager ones (same for a given mode)
+    compile: str = "off"
 
 
 # preset -> the options it sets by flat name (everything else keeps the paper's value); the
@@ -228,6 +231,9 @@ class EncodeConfig:
             raise InputError(f"size bits must be between 0.5 and 32 (got {self.field.size_bits:g})")
         if not 0 <= self.train.qat_start <= 1:
             raise InputError("qat_start must be in [0, 1]")
+        from nrff.encoder.fit.compiled import check_compile_mode
+
+        check_compile_mode(self.train.compile)
         from nrff.devices import check_device_name
 
         check_device_name(self.device)

@@ -31,6 +31,7 @@ import torch
 
 from nrff.config import TrainConfig
 from nrff.decoder.render import FieldRenderer, render_chain
+from nrff.encoder.fit.compiled import CompiledStep
 from nrff.encoder.fit.guard import DivergenceGuard
 from nrff.encoder.fit.optim import BatchedAdam, lr_factor
 from nrff.encoder.fit.qat import QatSchedule
@@ -105,22 +106,27 @@ class Trainer:
         self.step = 0
         self.report = TrainReport()
         self.chain: torch.Tensor | None = None  # single reference: the rendered reference frames
+        self.compiled = CompiledStep(self._networks, cfg.compile, device)
         self._run_started: float | None = None
 
     # --------------------------------------------------------------------- step
-    def _loss(self) -> torch.Tensor:
-        """Per-GOP MSE of one step's draw."""
+    def _loss(self, compiled: bool = True) -> torch.Tensor:
+        """Per-GOP MSE of one step's draw (``compiled``: the networks through ``--compile``'s step, if any)."""
         frames, rows, cols = self.sampler.draw()
-        t = time_coords(frames, self.lengths)
-        y, x = self.sampler.spatial_coords(rows, cols)
         g = torch.arange(self.G, device=self.device)
         target = self.data.frames[g[:, None, None, None], frames[:, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
-        target = target.float() / 255
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            raw = self.model(t, y, x)
+        t = time_coords(frames, self.lengths)
+        y, x = self.sampler.spatial_coords(rows, cols)
+        raw = (self.compiled if compiled else self._networks)(t, y, x)
         sample = self.method.training_sampler(self, frames, cols.float(), rows.float())
         pred = self.method.reconstruct(raw, sample).clamp(0, 1)
-        return (pred - target).pow(2).mean(dim=(1, 2, 3, 4))
+        return (pred - target.float() / 255).pow(2).mean(dim=(1, 2, 3, 4))
+
+    def _networks(self, t: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The fields' raw outputs on a grid of drawn coordinates: the part ``--compile`` fuses
+        (the element-wise chain of the MLPs; warps and gathers stay eager)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            return self.model(t, y, x)
 
     def refresh_chain(self) -> None:
         """Single reference: re-render the reference chain with the current weights."""
@@ -160,7 +166,7 @@ class Trainer:
         saved = generator.get_state()
         mse = torch.zeros(self.G, device=self.device)
         for _ in range(self.steps_per_epoch):
-            mse += self._loss()
+            mse += self._loss(compiled=False)  # eager: no second compiled graph for one epoch without gradients
         generator.set_state(saved)
         self.guard.start(mse / self.steps_per_epoch)
 
