@@ -238,12 +238,14 @@ def test_sanity_of_the_engine(corpus):
 def test_structure_aware_mutations_with_valid_crcs(corpus):
     """A brief run of ``benchmarks/fuzz_structured.py``: hostile values in header fields, network
     shapes (with valid weights), frame sizes, section counts, key frames coded too large, random
-    entropy-coded weights; each case decodes or raises BitstreamError within 10 s and 1 GiB."""
+    entropy-coded weights; each case decodes or raises BitstreamError within 30 s and 1 GiB.
+    The bound is for hangs and unbounded work: the slowest valid case, a SIREN file re-declared
+    at 1920x1080, renders its first batch of frames in about 11 s on one thread of an AVX2 CPU."""
     spec = importlib.util.spec_from_file_location("nrff_bench_fuzz_structured", _TOOL.parents[1] / "benchmarks" / "fuzz_structured.py")
     structured = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = structured  # its dataclasses look their module up
     spec.loader.exec_module(structured)
-    figures = structured.campaign(corpus, cases=36, seed=0, case_limit=10.0, memory_limit=1024.0, light=True)
+    figures = structured.campaign(corpus, cases=36, seed=0, case_limit=30.0, memory_limit=1024.0, light=True)
     assert figures["failures"] == [], figures["failures"]
     assert set(figures["by_mutator"]) == set(structured.MUTATORS)
     assert figures["kinds"].get("BitstreamError", 0) > 0
