@@ -106,7 +106,7 @@ class TrainConfig:
     # in place) over the epoch's steps. Off by default (each step its own gradient); on, it
     # reproduces that code (a resumed run then restarts the epoch's accumulation).
     accumulate: bool = False
-    # off (eager), on (torch.compile fuses the step's element-wise chain) or graphs (also CUDA
+    # off (eager), on (torch.compile fuses the networks' part of the step) or graphs (also CUDA
     # graphs on CUDA); compiled steps give other bytes than eager ones (same for a given mode)
     compile: str = "off"
 

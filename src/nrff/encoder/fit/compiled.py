@@ -1,13 +1,14 @@
-"""An optionally compiled training step: the element-wise chain fused by ``torch.compile``.
+"""An optionally compiled training step: the networks' element-wise chain fused by ``torch.compile``.
 
-A step is dominated by small element-wise kernels (Swish, positional-encoding phases, the
-mix of warps, clamp, the loss); ``torch.compile`` (inductor: C++ on the CPU, Triton on CUDA)
-fuses them, and ``graphs`` additionally replays the step as a CUDA graph so that launching
-hundreds of tiny kernels stops costing more than running them. Compiling changes the
-floating-point order, so a compiled encode gives other (equally valid) bytes than an eager
-one; for a given device, seed and mode the bytes are still the same run after run. A
-compiler that cannot build the step (no C++ compiler, an unsupported operation) falls back
-to the eager step with one warning instead of failing the encode.
+A step is dominated by small element-wise kernels; ``torch.compile`` (inductor: C++ on the
+CPU, Triton on CUDA) fuses the networks' part of them (positional-encoding phases, Swish,
+masks), and ``graphs`` additionally replays it as a CUDA graph so that launching many tiny
+kernels stops costing more than running them. The warps and pixel gathers stay eager (the
+trainer passes only the networks in). Compiling changes the floating-point order, so a
+compiled encode gives other (equally valid) bytes than an eager one; for a given device,
+seed and mode the bytes are still the same run after run. A compiler that cannot build the
+step (no C++ compiler, an unsupported operation) falls back to the eager step with one
+warning instead of failing the encode.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class CompiledStep:
     def __init__(self, fn: Callable[..., torch.Tensor], mode: str, device: torch.device):
         check_compile_mode(mode)
         self.eager = fn
-        self.mode = mode if COMPILE_MODES[mode] is not None else "off"
+        self.mode = mode
         if mode == "graphs" and device.type != "cuda":
             self.mode = "on"  # CUDA graphs need CUDA; the fused step still helps
         self.fn = fn if self.mode == "off" else torch.compile(fn, mode=COMPILE_MODES[self.mode], dynamic=False)
@@ -62,7 +63,6 @@ class CompiledStep:
 
 
 def _is_compiler_error(error: Exception) -> bool:
-    dynamo = getattr(torch, "_dynamo", None)
-    kinds = tuple(k for k in (getattr(getattr(dynamo, "exc", None), "TorchDynamoException", None),
-                              getattr(getattr(dynamo, "exc", None), "BackendCompilerFailed", None)) if k is not None)
-    return bool(kinds) and isinstance(error, kinds)
+    import torch._dynamo  # loaded by torch.compile already; BackendCompilerFailed is one of these
+
+    return isinstance(error, torch._dynamo.exc.TorchDynamoException)
